@@ -1,0 +1,28 @@
+# Two commands for a fresh clone: `make demo` (set up, then train a small demo on the CPU) and `make test`.
+PYTHON ?= python3
+TORCH  ?= torch==2.13.0
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UPSTREAM_URL := https://github.com/NVlabs/stylegan2-ada-pytorch.git
+
+.PHONY: setup demo test
+
+setup: $(VENV)/.installed
+	@git submodule update --init stylegan2_ada || { \
+	  echo "error: could not fetch the stylegan2_ada submodule from $(UPSTREAM_URL)." >&2; \
+	  echo "Offline? Point git at a local mirror of it (see README.md, 'Offline machines'):" >&2; \
+	  echo "  git config --global url.<MIRROR>.insteadOf $(UPSTREAM_URL)" >&2; \
+	  echo "  git config --global protocol.file.allow always" >&2; exit 1; }
+	$(PY) patches/tool.py apply
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+demo: setup
+	$(PY) scripts/demo.py
+
+test: setup
+	$(PY) -m pytest tests

@@ -1,0 +1,59 @@
+"""train.py's plugin entry points: help text and each bad --loss/--aug/options case."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_upstream
+
+
+def test_help_lists_the_new_options():
+    out = run_upstream('train.py', '--help').stdout
+    for option in ['--loss CLASS', '--loss-kwargs JSON', '--aug MODE|CLASS', '--aug-kwargs JSON', 'cpu']:
+        assert option in out
+
+
+BAD_CASES = [
+    (['--loss', 'plugins.nosuchplugin.Loss'], "--loss: cannot import module 'plugins.nosuchplugin' for 'plugins.nosuchplugin.Loss': ModuleNotFoundError"),
+    (['--loss', 'training.loss.NoSuchLoss'], "--loss: module 'training.loss' has no class 'NoSuchLoss'"),
+    (['--loss', 'StyleGAN2Loss'], "is not a dotted class path"),
+    (['--loss-kwargs', '{"no_such_option": 1}'], "StyleGAN2Loss has no option 'no_such_option'; valid options: style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay, pl_weight"),
+    (['--loss-kwargs', '{"pl_weight": "high"}'], "option 'pl_weight' of StyleGAN2Loss must be of type float, got 'high'"),
+    (['--loss-kwargs', '{pl_weight: 1}'], "--loss-kwargs: not valid JSON"),
+    (['--loss-kwargs', '[1, 2]'], "--loss-kwargs: expected a JSON object"),
+    (['--aug', 'diffaugment'], "--aug=diffaugment not supported: use noaug, ada, fixed or a dotted augment pipe class"),
+    (['--aug', 'training.augment.NoSuchPipe'], "--aug: module 'training.augment' has no class 'NoSuchPipe'"),
+    (['--aug', 'torch.nn.Identity'], "--aug: torch.nn.Identity has no tensor attribute p"),
+    (['--aug', 'ada', '--aug-kwargs', '{"warp": 1}'], "AugmentPipe has no option 'warp'; valid options: xflip, rotate90"),
+    (['--aug', 'noaug', '--aug-kwargs', '{"xflip": 1}'], "--aug-kwargs cannot be specified with --aug=noaug"),
+    (['--aug', 'training.augment.AugmentPipe', '--augpipe', 'bgc'], "--augpipe cannot be specified with --aug=training.augment.AugmentPipe"),
+]
+
+
+@pytest.mark.parametrize('args,message', BAD_CASES, ids=[' '.join(a) for a, _ in BAD_CASES])
+def test_bad_input_is_a_usage_error_that_writes_nothing(tmp_path, dataset16, args, message):
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, *args, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / 'runs').exists()
+
+
+def test_plugin_class_and_options_name_the_run_and_reach_the_options(tmp_path, dataset16):
+    out = run_upstream('train.py', '--outdir', tmp_path, '--data', dataset16, '--dry-run',
+                       '--loss', 'training.loss.StyleGAN2Loss', '--loss-kwargs', '{"pl_weight": 0.5}',
+                       '--aug', 'training.augment.AugmentPipe', '--aug-kwargs', '{"xflip": 1, "rotate90": 1}').stdout
+    assert 'StyleGAN2Loss-pl_weight=0.5-augment-rotate90=1-xflip=1' in out
+    options = json.loads(out[out.index('{'):out.index('\n}\n') + 2])
+    assert options['loss_kwargs']['class_name'] == 'training.loss.StyleGAN2Loss'
+    assert options['loss_kwargs']['pl_weight'] == 0.5
+    assert options['augment_kwargs'] == {'class_name': 'training.augment.AugmentPipe', 'xflip': 1, 'rotate90': 1}
+    assert options['augment_p'] == 1.0 and 'ada_target' not in options  # a custom pipe is always on by default
+
+
+def test_custom_pipe_p_is_fixed_by_p_and_adapted_with_target(tmp_path, dataset16):
+    def options(*args):
+        out = run_upstream('train.py', '--outdir', tmp_path, '--data', dataset16, '--dry-run',
+                           '--aug', 'training.augment.AugmentPipe', *args).stdout
+        return json.loads(out[out.index('{'):out.index('\n}\n') + 2])
+    assert options('--p', '0.3')['augment_p'] == 0.3 and 'ada_target' not in options('--p', '0.3')
+    assert options('--target', '0.7')['ada_target'] == 0.7

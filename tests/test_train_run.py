@@ -1,0 +1,57 @@
+"""Real upstream train.py runs on the CPU through the patches: outputs, reload by generate.py, identity of --loss."""
+
+import json
+import pickle
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from tests.conftest import read_stats, run_upstream, train
+
+
+@pytest.fixture(scope='module')
+def ada_run(tmp_path_factory, dataset16):
+    """A fraction of a kimg with ADA's bgc pipe and R1 on (p starts high so the geometric ops run through R1)."""
+    return train(tmp_path_factory.mktemp('ada'), dataset16, '--kimg', 0.05, '--aug', 'ada', '--augpipe', 'bgc', '--seed', 3)
+
+
+def load_snapshot(run_dir):
+    (snapshot,) = sorted(run_dir.glob('network-snapshot-*.pkl'))
+    with open(snapshot, 'rb') as f:
+        return pickle.load(f)
+
+
+def test_run_writes_stats_images_and_a_snapshot(ada_run):
+    options = json.loads((ada_run / 'training_options.json').read_text())
+    assert options['augment_kwargs']['class_name'] == 'training.augment.AugmentPipe' and options['ada_target'] == 0.6
+    assert options['loss_kwargs']['r1_gamma'] > 0
+    stats = read_stats(ada_run)
+    assert stats and all('Loss/r1_penalty' in row and 'Loss/D/reg' in row for row in stats[1:])
+    assert stats[-1]['Progress/kimg']['mean'] >= 0.05
+    assert 'Resources/peak_gpu_mem_gb' not in stats[-1]  # no CUDA: no GPU figures, and no crash
+    fakes = sorted(ada_run.glob('fakes*.png'))
+    assert fakes and PIL.Image.open(fakes[-1]).size[0] % 16 == 0
+    snapshot = load_snapshot(ada_run)
+    assert {'G', 'D', 'G_ema', 'augment_pipe'} <= set(snapshot)
+
+
+def test_generate_reloads_the_snapshot_on_the_cpu(ada_run, tmp_path):
+    (snapshot,) = ada_run.glob('network-snapshot-*.pkl')
+    run_upstream('generate.py', '--network', snapshot, '--seeds', '0-2', '--outdir', tmp_path)
+    images = sorted(tmp_path.glob('seed*.png'))
+    assert len(images) == 3
+    pixels = [np.asarray(PIL.Image.open(p)) for p in images]
+    assert pixels[0].shape == (16, 16, 3) and not np.array_equal(pixels[0], pixels[1])
+
+
+def test_default_loss_named_explicitly_is_bit_identical(tmp_path, dataset16):
+    common = ['--kimg', 0.01, '--aug', 'noaug', '--seed', 5]
+    implicit = load_snapshot(train(tmp_path / 'implicit', dataset16, *common))
+    explicit = load_snapshot(train(tmp_path / 'explicit', dataset16, *common, '--loss', 'training.loss.StyleGAN2Loss'))
+    for name in ['G', 'D', 'G_ema']:
+        a, b = implicit[name].state_dict(), explicit[name].state_dict()
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f'{name}.{key} differs'
