@@ -1,0 +1,1 @@
+"""Plugin extensions (ATop-k, DigGAN, ...) layered over NVIDIA's StyleGAN2-ADA PyTorch code."""

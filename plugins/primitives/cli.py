@@ -1,0 +1,69 @@
+"""Command line: write a synthetic dataset (PinkNoise, Primitives, Primitives-S, Primitives-PS) for upstream's
+training loop (`python train.py --data out.zip`). Run as `python -m plugins.primitives --help`."""
+
+import os
+
+import click
+
+from .synth import SYNTHESIZERS
+from .writer import available_cores, is_zip_path, write_dataset
+
+
+def _check_resolution(_ctx, _param, value):
+    if value < 4 or value & (value - 1):
+        raise click.BadParameter(f'{value} is not a power of two >= 4; valid: 4, 8, 16, 32, 64, 128, 256, 512, 1024, ...')
+    return value
+
+
+def _check_target(path, overwrite):
+    """Error message for an output path that cannot be written, or None."""
+    if not path:
+        return 'must not be empty'
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return f'parent directory {parent!r} of {path!r} does not exist'
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f'parent directory {parent!r} of {path!r} is not writable'
+    if os.path.lexists(path) and not overwrite:
+        return f'{path!r} already exists; pass --overwrite to replace it'
+    return None
+
+
+@click.command(context_settings={'help_option_names': ['-h', '--help']})
+@click.option('--outdir', required=True, metavar='PATH',
+              help='Output dataset: a .zip file, or a folder when PATH has no .zip suffix.')
+@click.option('--count', required=True, type=click.IntRange(min=1), help='Number of images.')
+@click.option('--resolution', type=int, default=256, show_default=True, callback=_check_resolution,
+              help='Image width and height, a power of two >= 4.')
+@click.option('--synth', type=click.Choice(SYNTHESIZERS), default='primitives-ps', show_default=True,
+              help='Synthesizer.')
+@click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True,
+              help='Dataset seed; image i depends only on (synth, seed, i).')
+@click.option('--workers', type=click.IntRange(min=1), default=None,
+              help='Worker processes.  [default: all available cores]')
+@click.option('--preview', metavar='PATH', default=None, help='Also write a PNG grid of the first images here.')
+@click.option('--overwrite', is_flag=True, help='Replace existing output.')
+def main(outdir, count, resolution, synth, seed, workers, preview, overwrite):
+    """Write COUNT synthetic images in the layout of upstream's dataset_tool.py.
+
+    \b
+    Example:
+      python -m plugins.primitives --outdir ~/datasets/primitives-ps-256.zip --count 10000 \\
+          --resolution 256 --synth primitives-ps --seed 0 --preview grid.png
+    """
+    problem = _check_target(outdir, overwrite)
+    if problem:
+        raise click.BadParameter(problem, param_hint="'--outdir'")
+    if preview is not None:
+        problem = _check_target(preview, overwrite)
+        if not problem and os.path.splitext(preview)[1].lower() != '.png':
+            problem = f'{preview!r} must end in .png'
+        if not problem and os.path.abspath(preview) == os.path.abspath(outdir):
+            problem = 'must differ from --outdir'
+        if problem:
+            raise click.BadParameter(problem, param_hint="'--preview'")
+    workers = min(workers or available_cores(), count)
+    kind = 'zip' if is_zip_path(outdir) else 'folder'
+    click.echo(f'Writing {count} {synth} images at {resolution}x{resolution} (seed {seed}) '
+               f'to {kind} {outdir} with {workers} worker(s)', err=True)
+    write_dataset(outdir, synth, count, resolution, seed, workers=workers, overwrite=overwrite, preview=preview)

@@ -1,0 +1,291 @@
+"""Tests of the Primitives-PS data synthesizers, dataset writer and on-the-fly dataset (plugins/primitives)."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import pickle
+import sys
+import zipfile
+
+import numpy as np
+import PIL.Image
+import pytest
+from click.testing import CliRunner
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+for import_root in (REPO_ROOT, REPO_ROOT / 'stylegan2_ada'):
+    if str(import_root) not in sys.path:
+        sys.path.append(str(import_root))
+
+from plugins.primitives import synth, writer  # noqa: E402
+from plugins.primitives.cli import main as cli_main  # noqa: E402
+
+COUNT, RESOLUTION, SEED = 12, 32, 3
+
+
+def _single_shape(shapes, i):
+    return synth.Shapes(**{field.name: getattr(shapes, field.name)[i:i + 1] for field in dataclasses.fields(shapes)})
+
+
+def _pixel_distances(mask, centre):
+    rows, columns = np.nonzero(mask)
+    return np.hypot(columns + 0.5 - centre[0], rows + 0.5 - centre[1])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Synthesizers.
+
+@pytest.mark.parametrize('name', synth.SYNTHESIZERS)
+def test_images_are_pure_functions_of_seed_and_index(name):
+    image = synth.synthesize(name, SEED, 5, 64)
+    assert image.dtype == np.uint8 and image.shape == (64, 64, 3) and image.flags.c_contiguous
+    assert image.tobytes() == synth.synthesize(name, SEED, 5, 64).tobytes()
+    assert not np.array_equal(image, synth.synthesize(name, SEED, 6, 64))
+    assert not np.array_equal(image, synth.synthesize(name, SEED + 1, 5, 64))
+
+
+def test_synthesizers_differ_from_each_other():
+    images = [synth.synthesize(name, SEED, 0, 64) for name in synth.SYNTHESIZERS]
+    for i in range(len(images)):
+        for j in range(i):
+            assert not np.array_equal(images[i], images[j])
+
+
+def test_unknown_synthesizer_is_rejected():
+    with pytest.raises(ValueError, match='primitives-ps'):
+        synth.synthesize('dead-leaves', 0, 0, 32)
+
+
+@pytest.mark.parametrize('resolution', [32, 256])
+def test_decay_policy_bounds_every_shape(resolution):
+    bound = synth.decay_max_sizes(resolution) + synth.minimum_shape_size(resolution)
+    assert bound[0] == pytest.approx(resolution / 5 + synth.minimum_shape_size(resolution))
+    sizes = []
+    for index in range(40):
+        shapes = synth.layout('primitives-ps', SEED, index, resolution).shapes
+        assert len(shapes) == synth.NUM_SHAPES == 100
+        assert np.all(shapes.size <= bound) and np.all(shapes.size >= synth.minimum_shape_size(resolution))
+        sizes.append(shapes.size - synth.minimum_shape_size(resolution))
+    # The bound shrinks linearly, so sizes above the minimum must fall; a Fix or Rand policy would fail this.
+    mean_excess = np.mean(sizes, axis=0)
+    assert mean_excess[:20].mean() > 3 * mean_excess[-20:].mean()
+
+
+def test_shape_types_follow_the_stated_probabilities():
+    kinds = np.concatenate([synth.layout('primitives', SEED, index, 256).shapes.kind for index in range(60)])
+    frequencies = np.bincount(kinds, minlength=4) / kinds.size
+    np.testing.assert_allclose(frequencies, synth.SHAPE_PROBABILITIES, atol=0.03)
+
+
+def test_shapes_rasterise_inside_their_circumscribed_circle():
+    shapes = synth.layout('primitives', SEED, 0, 256).shapes
+    for i in range(len(shapes)):
+        mask = synth.shape_mask(_single_shape(shapes, i), 256)
+        assert np.all(_pixel_distances(mask, shapes.centre[i]) <= shapes.size[i] / 2 + 1e-9)
+
+
+@pytest.mark.parametrize('name', ['primitives-s', 'primitives-ps'])
+@pytest.mark.parametrize('resolution', [64, 256])
+def test_salient_object_is_central_and_sized_as_stated(name, resolution):
+    for index in range(30):
+        salient = synth.layout(name, SEED, index, resolution).salient
+        assert len(salient) == 1 and salient.kind[0] in synth.SALIENT_KINDS
+        assert np.all(np.abs(salient.centre[0] - resolution / 2) <= resolution / 16)
+        assert resolution / 4 <= salient.size[0] <= resolution * 3 / 8
+        mask = synth.shape_mask(salient, resolution)
+        distances = _pixel_distances(mask, salient.centre[0])
+        assert distances.max() <= salient.size[0] / 2 + 1e-9 and distances.max() >= 0.4 * salient.size[0]
+        assert mask.mean() >= 0.2 * np.pi * (resolution / 8) ** 2 / resolution ** 2
+
+
+def test_salient_object_is_drawn_last_solid_in_s_and_textured_in_ps():
+    for index in range(5):
+        salient = synth.layout('primitives-s', SEED, index, 128).salient
+        inside = synth.shape_mask(salient, 128)
+        assert np.all(synth.synthesize('primitives-s', SEED, index, 128)[inside] == salient.colour[0])
+        textured = synth.synthesize('primitives-ps', SEED, index, 128)
+        inside = synth.shape_mask(synth.layout('primitives-ps', SEED, index, 128).salient, 128)
+        assert len(np.unique(textured[inside], axis=0)) > 50
+
+
+def _radial_power_slope(images):
+    """Slope of log(radially averaged power) against log(frequency) over channels of HxWxC images."""
+    fields = np.concatenate([np.moveaxis(image.astype(np.float64), -1, 0) for image in images])
+    fields -= fields.mean(axis=(1, 2), keepdims=True)
+    power = (np.abs(np.fft.fft2(fields)) ** 2).mean(axis=0)
+    size = power.shape[0]
+    frequency = np.abs(np.fft.fftfreq(size, d=1 / size))
+    radius = np.rint(np.hypot(frequency[:, None], frequency[None, :])).astype(int)
+    radial = np.bincount(radius.ravel(), power.ravel()) / np.bincount(radius.ravel())
+    band = np.arange(2, size // 2)
+    return np.polyfit(np.log(band), np.log(radial[band]), 1)[0]
+
+
+def test_pink_noise_power_spectrum_falls_off_with_frequency():
+    pink = [synth.synthesize('pinknoise', SEED, index, 128) for index in range(8)]
+    assert _radial_power_slope(pink) < -1.0
+    white = np.random.default_rng(0).integers(0, 256, size=(8, 128, 128, 3), dtype=np.uint8)
+    assert abs(_radial_power_slope(white)) < 0.2
+
+
+def test_pink_noise_uses_the_full_range():
+    image = synth.synthesize('pinknoise', SEED, 0, 64)
+    assert image.min() == 0 and image.max() == 255
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dataset writer and command line.
+
+def test_archive_names_follow_dataset_tool():
+    assert writer.archive_name(0) == '00000/img00000000.png'
+    assert writer.archive_name(1234) == '00001/img00001234.png'
+    assert writer.archive_name(99_999_999) == '99999/img99999999.png'
+
+
+def _run_cli(*arguments):
+    return CliRunner().invoke(cli_main, [str(argument) for argument in arguments])
+
+
+@pytest.fixture(scope='module')
+def written_datasets(tmp_path_factory):
+    """The same dataset written with 1 and 2 workers as zips, and as a folder."""
+    root = tmp_path_factory.mktemp('written')
+    paths = {'zip1': root / 'one.zip', 'zip2': root / 'two.zip', 'folder': root / 'folder'}
+    for key, path in paths.items():
+        workers = 1 if key == 'zip1' else 2
+        result = _run_cli('--outdir', path, '--count', COUNT, '--resolution', RESOLUTION, '--synth',
+                          'primitives-ps', '--seed', SEED, '--workers', workers,
+                          *(['--preview', root / 'grid.png'] if key == 'zip2' else []))
+        assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(root)) == ['folder', 'grid.png', 'one.zip', 'two.zip']   # No temporary leftovers.
+    return paths
+
+
+def _expected_chw(index):
+    return synth.synthesize('primitives-ps', SEED, index, RESOLUTION).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize('key', ['zip1', 'zip2', 'folder'])
+def test_written_dataset_loads_with_upstream_image_folder_dataset(written_datasets, key):
+    from training.dataset import ImageFolderDataset
+    dataset = ImageFolderDataset(path=str(written_datasets[key]), use_labels=True, max_size=None, xflip=False)
+    assert len(dataset) == COUNT and dataset.resolution == RESOLUTION and dataset.num_channels == 3
+    assert not dataset.has_labels
+    for index in range(COUNT):
+        image, _label = dataset[index]
+        np.testing.assert_array_equal(image, _expected_chw(index))
+    dataset.close()
+
+
+def test_written_zip_has_dataset_tool_layout_and_is_reproducible(written_datasets):
+    with zipfile.ZipFile(written_datasets['zip1']) as archive:
+        assert archive.namelist() == [writer.archive_name(i) for i in range(COUNT)] + ['dataset.json']
+        assert json.loads(archive.read('dataset.json')) == {'labels': None}
+    assert written_datasets['zip1'].read_bytes() == written_datasets['zip2'].read_bytes()
+    assert sorted(p.relative_to(written_datasets['folder']).as_posix()
+                  for p in written_datasets['folder'].rglob('*') if p.is_file()) == sorted(
+        [writer.archive_name(i) for i in range(COUNT)] + ['dataset.json'])
+
+
+def test_preview_grid_shows_the_first_images(written_datasets):
+    grid = np.asarray(PIL.Image.open(written_datasets['zip1'].parent / 'grid.png'))
+    columns = writer.PREVIEW_COLUMNS
+    assert grid.shape == (3 * RESOLUTION, columns * RESOLUTION, 3)
+    np.testing.assert_array_equal(grid[RESOLUTION:2 * RESOLUTION, :RESOLUTION],
+                                  _expected_chw(columns).transpose(1, 2, 0))
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--resolution', 48], '48 is not a power of two'),
+    (['--resolution', 2], '2 is not a power of two'),
+    (['--count', 0], "'--count'"),
+    (['--synth', 'dead-leaves'], "'dead-leaves' is not one of 'pinknoise', 'primitives', 'primitives-s', 'primitives-ps'"),
+    (['--workers', 0], "'--workers'"),
+    (['--preview', 'grid.jpg'], 'must end in .png'),
+])
+def test_bad_options_fail_clearly_and_write_nothing(tmp_path, arguments, message):
+    options = {'--outdir': tmp_path / 'out.zip', '--count': 4, '--resolution': 8}
+    options.update(dict(zip(arguments[::2], arguments[1::2])))
+    if '--preview' in options:
+        options['--preview'] = tmp_path / options['--preview']
+    result = _run_cli(*[item for pair in options.items() for item in pair])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_parent_directory_is_rejected(tmp_path):
+    result = _run_cli('--outdir', tmp_path / 'missing' / 'out.zip', '--count', 2, '--resolution', 8)
+    assert result.exit_code == 2 and 'does not exist' in result.output
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(hasattr(os, 'geteuid') and os.geteuid() == 0, reason='root can write anywhere')
+def test_unwritable_parent_directory_is_rejected(tmp_path):
+    locked = tmp_path / 'locked'
+    locked.mkdir(mode=0o500)
+    result = _run_cli('--outdir', locked / 'out', '--count', 2, '--resolution', 8)
+    assert result.exit_code == 2 and 'not writable' in result.output
+
+
+@pytest.mark.parametrize('name', ['out.zip', 'out'])
+def test_existing_output_needs_overwrite(tmp_path, name):
+    target = tmp_path / name
+    target.write_bytes(b'keep me')
+    result = _run_cli('--outdir', target, '--count', 2, '--resolution', 8)
+    assert result.exit_code == 2 and '--overwrite' in result.output
+    assert target.read_bytes() == b'keep me'
+    result = _run_cli('--outdir', target, '--count', 2, '--resolution', 8, '--overwrite', '--workers', 1)
+    assert result.exit_code == 0, result.output
+    assert (zipfile.is_zipfile(target) if name.endswith('.zip') else (target / 'dataset.json').is_file())
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+def test_failure_midway_leaves_nothing_behind(tmp_path, monkeypatch):
+    def failing_synthesize(name, seed, index, resolution):
+        if index == 5:
+            raise RuntimeError('synthesizer failed')
+        return synth.synthesize(name, seed, index, resolution)
+    monkeypatch.setattr(writer, 'synthesize', failing_synthesize)
+    for target in (tmp_path / 'out.zip', tmp_path / 'out'):
+        with pytest.raises(RuntimeError, match='synthesizer failed'):
+            writer.write_dataset(str(target), 'primitives', 8, 8, 0, workers=1, preview=str(tmp_path / 'g.png'),
+                                 progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# On-the-fly dataset.
+
+def test_synthetic_dataset_matches_the_writer(written_datasets):
+    import dnnlib
+    dataset = dnnlib.util.construct_class_by_name(
+        class_name='plugins.primitives.SyntheticDataset', path=f'synth:primitives-ps?n={COUNT}&res={RESOLUTION}&seed={SEED}',
+        use_labels=True, max_size=None, xflip=False)
+    assert dataset.name == f'primitives-ps-{RESOLUTION}-n{COUNT}-seed{SEED}'
+    assert len(dataset) == COUNT and dataset.resolution == RESOLUTION and dataset.label_dim == 0
+    with zipfile.ZipFile(written_datasets['zip1']) as archive:
+        for index in range(COUNT):
+            image, label = dataset[index]
+            assert label.shape == (0,)
+            with archive.open(writer.archive_name(index)) as file:
+                np.testing.assert_array_equal(image, np.asarray(PIL.Image.open(file)).transpose(2, 0, 1))
+    restored = pickle.loads(pickle.dumps(dataset))
+    np.testing.assert_array_equal(restored[3][0], dataset[3][0])
+
+
+def test_synthetic_dataset_options_and_errors():
+    from plugins.primitives.dataset import SyntheticDataset
+    dataset = SyntheticDataset(path='synth:pinknoise', resolution=16, xflip=True, max_size=5, random_seed=1)
+    assert dataset.name == 'pinknoise-16-n10000-seed0' and len(dataset) == 10 and dataset.resolution == 16
+    np.testing.assert_array_equal(dataset[5][0], dataset[0][0][:, :, ::-1])
+    for path, message in [('data.zip', "must start with 'synth:'"),
+                          ('synth:leaves?n=4', 'valid: pinknoise, primitives'),
+                          ('synth:primitives?size=4', 'unknown option'),
+                          ('synth:primitives?n=-4', 'not a non-negative integer'),
+                          ('synth:primitives?n=0', 'n must be >= 1'),
+                          ('synth:primitives?res=48', 'not a power of two')]:
+        with pytest.raises(IOError, match=message):
+            SyntheticDataset(path=path)
+    with pytest.raises(IOError, match='resolution 32'):
+        SyntheticDataset(path='synth:primitives?res=32', resolution=64)
