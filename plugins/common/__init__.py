@@ -1,0 +1,1 @@
+"""Pieces shared by every plugin: option validation and ADA's overfitting heuristic."""

@@ -1,0 +1,207 @@
+"""Tests for the NDA negatives that feed ANDA's hat{P}_R (plugins/anda/negatives.py)."""
+
+import pytest
+import torch
+
+from plugins.anda.negatives import (NEGATIVE_TRANSFORMS, cutmix, cutout, jigsaw, make_negatives, mixup, rotation,
+                                    stitch)
+
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+PARTNER_TRANSFORMS = [stitch, mixup, cutmix]
+
+
+def seeded(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def noise_batch(batch, channels=3, height=8, width=8, seed=0, dtype=torch.float64):
+    """Random images: every pixel, patch and rotation is distinct with probability 1."""
+    return torch.rand(batch, channels, height, width, generator=seeded(seed), dtype=dtype) * 2 - 1
+
+
+def constant_colour_batch(batch, height=8, width=8, seed=0):
+    """Images of one random colour each (distinct across images and channels); returns (images, colours)."""
+    colours = torch.rand(batch, 3, generator=seeded(seed), dtype=torch.float64) * 2 - 1
+    return colours[:, :, None, None].expand(batch, 3, height, width).clone(), colours
+
+
+def pixel_sources(out, colours):
+    """(N, H, W) index of the image whose colour each output pixel has; each pixel must match exactly one."""
+    matches = (out[:, None] == colours[None, :, :, None, None]).all(dim=2)
+    assert (matches.sum(dim=1) == 1).all(), 'some pixel is not exactly one input colour'
+    return matches.long().argmax(dim=1)
+
+
+def assert_is_rectangle(mask):
+    """mask (H, W) bool is a non-empty axis-aligned box; returns its (height, width, top, left)."""
+    rows, cols = mask.any(dim=1), mask.any(dim=0)
+    assert torch.equal(mask, rows[:, None] & cols[None, :])
+    row_ids, col_ids = rows.nonzero().flatten(), cols.nonzero().flatten()
+    height, width = len(row_ids), len(col_ids)
+    assert height > 0 and row_ids[-1] - row_ids[0] + 1 == height and col_ids[-1] - col_ids[0] + 1 == width
+    return height, width, int(row_ids[0]), int(col_ids[0])
+
+
+def patches_of(image, grid):
+    """List of the grid x grid patches of a CHW image, row-major, each as a tuple of its values."""
+    channels, height, width = image.shape
+    cells = image.reshape(channels, grid, height // grid, grid, width // grid).permute(1, 3, 0, 2, 4)
+    return [tuple(cell.flatten().tolist()) for cell in cells.reshape(grid * grid, -1)]
+
+
+@pytest.mark.parametrize('grid, height, width', [(2, 8, 8), (3, 12, 6), (4, 8, 16)])
+def test_jigsaw_permutes_each_images_own_patches_and_never_keeps_the_layout(grid, height, width):
+    for seed in range(10):
+        x = noise_batch(32, height=height, width=width, seed=seed)
+        out = jigsaw(x, grid=grid, generator=seeded(100 + seed))
+        for image, shuffled in zip(x, out):
+            original_patches, shuffled_patches = patches_of(image, grid), patches_of(shuffled, grid)
+            assert sorted(shuffled_patches) == sorted(original_patches)
+            assert shuffled_patches != original_patches
+
+
+def test_jigsaw_draws_every_non_identity_permutation_of_a_2x2_grid():
+    x = noise_batch(400, channels=1, height=2, width=2)
+    out = jigsaw(x, generator=seeded(1))
+    layouts = {tuple(row) for row in (out.flatten(1)[:, :, None] == x.flatten(1)[:, None, :]).long().argmax(2)
+               .tolist()}
+    assert len(layouts) == 23 and (0, 1, 2, 3) not in layouts
+
+
+@pytest.mark.parametrize('grid, height, width', [(2, 7, 8), (3, 9, 10), (1, 8, 8), (5, 10, 10)])
+def test_jigsaw_rejects_bad_grids(grid, height, width):
+    with pytest.raises(ValueError, match='grid'):
+        jigsaw(noise_batch(2, height=height, width=width), grid=grid)
+
+
+def test_stitch_takes_one_half_from_a_different_image_in_both_split_directions():
+    x, colours = constant_colour_batch(64)
+    out = stitch(x, generator=seeded(2))
+    sources = pixel_sources(out, colours)
+    own = torch.arange(64)[:, None, None]
+    offsets = set()
+    directions = set()
+    for index in range(64):
+        from_partner = sources[index] != index
+        partner_ids = sources[index][from_partner].unique()
+        assert len(partner_ids) == 1
+        offsets.add(int((partner_ids[0] - index) % 64))
+        bottom = torch.zeros(8, 8, dtype=torch.bool)
+        bottom[4:] = True
+        if torch.equal(from_partner, bottom):
+            directions.add('horizontal')
+        else:
+            assert torch.equal(from_partner, bottom.T)
+            directions.add('vertical')
+    assert (sources == own).float().mean() == 0.5
+    assert len(offsets) == 1 and 0 not in offsets
+    assert directions == {'horizontal', 'vertical'}
+
+
+def test_cutmix_pastes_a_box_from_a_different_image():
+    x, colours = constant_colour_batch(64, height=16, width=16)
+    out = cutmix(x, generator=seeded(3))
+    sources = pixel_sources(out, colours)
+    offsets, areas = set(), []
+    for index in range(64):
+        from_partner = sources[index] != index
+        box_height, box_width, _, _ = assert_is_rectangle(from_partner)
+        assert 1 <= box_height <= 15 and 1 <= box_width <= 15
+        partner_ids = sources[index][from_partner].unique()
+        assert len(partner_ids) == 1
+        offsets.add(int((partner_ids[0] - index) % 64))
+        areas.append(box_height * box_width / 256)
+    assert len(offsets) == 1 and 0 not in offsets
+    assert min(areas) < 0.2 and max(areas) > 0.7  # Beta(1, 1) area fractions spread over (0, 1)
+
+
+def test_mixup_blends_with_a_different_image_with_beta_25_25_weights():
+    x, colours = constant_colour_batch(200, height=2, width=2)
+    out = mixup(x, generator=seeded(4))
+    blended = out[:, :, 0, 0]
+    assert torch.equal(out, blended[:, :, None, None].expand_as(out))
+    weights, offsets = [], set()
+    for index in range(200):
+        # Solve blended = lam * own + (1 - lam) * colours[j] for lam on channel 0 and check the other channels.
+        lam = (blended[index, 0] - colours[:, 0]) / (colours[index, 0] - colours[:, 0])
+        predicted = lam[:, None] * colours[index] + (1 - lam[:, None]) * colours
+        fits = ((predicted - blended[index]).abs().amax(dim=1) < 1e-9) & (torch.arange(200) != index)
+        assert fits.sum() == 1
+        partner = int(fits.nonzero())
+        offsets.add((partner - index) % 200)
+        weights.append(float(lam[partner]))
+    weights = torch.tensor(weights)
+    assert len(offsets) == 1 and 0 not in offsets
+    assert 0.15 < weights.min() and weights.max() < 0.85  # Beta(25, 25): std 0.07 around 0.5
+    assert abs(weights.mean() - 0.5) < 0.03 and 0.04 < weights.std() < 0.1
+
+
+def test_cutout_fills_a_box_of_the_stated_size_with_the_images_channel_means():
+    x = noise_batch(128, height=32, width=32)
+    out = cutout(x, generator=seeded(5))
+    sides = []
+    for image, cut in zip(x, out):
+        changed = (cut != image).any(dim=0)
+        box_height, box_width, _, _ = assert_is_rectangle(changed)
+        assert box_height == box_width and 10 <= box_height <= 20  # side (10 + 10U) / 32 of 32 pixels
+        assert (10 / 32) ** 2 <= changed.float().mean() <= (20 / 32) ** 2
+        means = image.mean(dim=(1, 2))
+        assert torch.equal(cut[:, changed], means[:, None].expand(3, int(changed.sum())))
+        sides.append(box_height)
+    assert min(sides) <= 12 and max(sides) >= 18
+
+
+def test_rotation_is_a_quarter_half_or_three_quarter_turn_never_none():
+    x = noise_batch(96, height=8, width=8)
+    out = rotation(x, generator=seeded(6))
+    turns_seen = set()
+    for image, rotated in zip(x, out):
+        assert not torch.equal(rotated, image)
+        matching = [turns for turns in (1, 2, 3) if torch.equal(rotated, torch.rot90(image, turns, dims=(1, 2)))]
+        assert len(matching) == 1
+        turns_seen.add(matching[0])
+    assert turns_seen == {1, 2, 3}
+
+
+def test_rotation_rejects_non_square_images():
+    with pytest.raises(ValueError, match='square'):
+        rotation(noise_batch(2, height=8, width=4))
+
+
+@pytest.mark.parametrize('transform', PARTNER_TRANSFORMS)
+def test_partner_transforms_refuse_a_batch_of_one(transform):
+    with pytest.raises(ValueError, match='at least 2 images'):
+        transform(noise_batch(1))
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('name', list(NEGATIVE_TRANSFORMS))
+def test_transforms_keep_shape_dtype_and_device(name, dtype, device):
+    x = noise_batch(4, dtype=dtype).to(device)
+    out = make_negatives(x, name, generator=seeded(7))
+    assert out.shape == x.shape and out.dtype == dtype and out.device == x.device
+    assert not torch.equal(out, x)
+
+
+@pytest.mark.parametrize('name', list(NEGATIVE_TRANSFORMS))
+def test_transforms_are_reproducible_with_a_seeded_generator(name):
+    x = noise_batch(16)
+    first = make_negatives(x, name, generator=seeded(8))
+    assert torch.equal(first, make_negatives(x, name, generator=seeded(8)))
+    assert not torch.equal(first, make_negatives(x, name, generator=seeded(9)))
+
+
+def test_make_negatives_passes_options_and_lists_valid_names_on_error():
+    x = noise_batch(2, height=12, width=12)
+    assert torch.equal(make_negatives(x, 'jigsaw', generator=seeded(10), grid=3),
+                       jigsaw(x, grid=3, generator=seeded(10)))
+    with pytest.raises(ValueError, match="'flip'") as error:
+        make_negatives(x, 'flip')
+    for name in NEGATIVE_TRANSFORMS:
+        assert name in str(error.value)
+
+
+def test_transforms_reject_non_batched_input():
+    with pytest.raises(ValueError, match='NCHW'):
+        jigsaw(torch.zeros(3, 8, 8))
