@@ -1,0 +1,346 @@
+"""Tests of plugins.atopk.Loss on tiny upstream networks: only the selected fakes update G (Eq. 12), the adaptive
+k follows Eq. 10-11, Linear Top-k, D and path-length regularisation exactly as upstream, and short train.py runs."""
+
+import json
+import math
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from plugins.atopk.core import KController, linear_k
+from tests.conftest import ROOT, read_stats, run_upstream, train
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    """Tiny networks run fastest on one thread, and far faster than on two when the machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class OffsetD(torch.nn.Module):
+    """Upstream's D plus a settable constant, to force the sign of every logit."""
+
+    def __init__(self, D):
+        super().__init__()
+        self.D = D
+        self.offset = 0.0
+
+    def forward(self, img, c):
+        return self.D(img, c) + self.offset
+
+
+def tiny_networks(seed=0):
+    from training.networks import Discriminator, Generator
+    torch.manual_seed(seed)
+    common = dict(channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=None)
+    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=8, img_channels=3,
+                  mapping_kwargs=dict(num_layers=2), synthesis_kwargs=common)
+    # No minibatch-stddev layer: every fake's logit depends on that fake alone.
+    D = Discriminator(c_dim=0, img_resolution=8, img_channels=3, epilogue_kwargs=dict(mbstd_num_channels=0), **common)
+    return G, OffsetD(D)
+
+
+def make_loss(G, D, **options):
+    from plugins.atopk import Loss
+    return Loss(device=torch.device('cpu'), G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, r1_gamma=0.1, **options)
+
+
+class Batches:
+    """Deterministic minibatches split into chunks, as the training loop hands them to the loss."""
+
+    def __init__(self, batch, batch_gpu, seed=123):
+        self.batch, self.batch_gpu = batch, batch_gpu
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self):
+        real = torch.rand([self.batch, 3, 8, 8], generator=self.generator) * 2 - 1
+        z = torch.randn([self.batch, 16], generator=self.generator)
+        c = torch.zeros([self.batch, 0])
+        return real.split(self.batch_gpu), c.split(self.batch_gpu), z.split(self.batch_gpu), c.split(self.batch_gpu)
+
+
+def run_minibatch(loss, batches, phases=('Gmain', 'Dmain')):
+    real, real_c, z, c = batches.next()
+    for phase in phases:
+        for round_index in range(len(real)):
+            loss.accumulate_gradients(phase, real[round_index], real_c[round_index], z[round_index], c[round_index],
+                                      sync=round_index == len(real) - 1, gain=1)
+
+
+def collect_atopk():
+    from torch_utils import training_stats
+    collector = training_stats.Collector(regex='ATopk/.*', keep_previous=False)
+    collector.update()  # discard whatever earlier tests reported
+    return collector
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Eq. 12: only the selected fakes update G.
+
+@pytest.mark.parametrize('batch_gpu', [8, 4])
+@pytest.mark.parametrize('mode, options', [('adaptive', {}), ('fixed', {'k': 3}), ('worst', {}), ('worst', {'k': 5})])
+def test_only_the_selected_fakes_give_G_gradient(mode, options, batch_gpu):
+    G, D = tiny_networks()
+    # speed_kimg so that one adjustment moves p by 1: p = 1 after minibatch 4, then k falls by one per minibatch.
+    loss = make_loss(G, D, mode=mode, speed_kimg=8 * 4 / 1000, **options)
+    batches = Batches(batch=8, batch_gpu=batch_gpu)
+    D.offset = 50.0  # real logits positive: eta = 1 > target
+    for _ in range(8):
+        run_minibatch(loss, batches)
+    D.offset = 0.0
+    # Minibatch 8: adaptive k went 8 (minibatches 0-3, p = 0), 7 (p = 1 from minibatch 4), 6, 5, 4, 3.
+    expected_k = options.get('k', 3)
+    expected_chunk_ks = [expected_k] if batch_gpu == 8 else {3: [2, 1], 5: [3, 2]}[expected_k]
+
+    real, real_c, z_chunks, c_chunks = batches.next()
+    for round_index, (z, c) in enumerate(zip(z_chunks, c_chunks)):
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        G.zero_grad(set_to_none=True)
+        z = z.clone().requires_grad_(True)
+        torch.manual_seed(1000 + round_index)  # the same style-mixing and noise draws in both computations
+        loss.accumulate_gradients('Gmain', real[round_index], real_c[round_index], z, c,
+                                  sync=round_index == len(z_chunks) - 1, gain=1)
+        loss_grads = [p.grad.clone() for p in G.parameters()]
+        assert loss.k == expected_k and loss._chunk_ks == expected_chunk_ks
+        chunk_k = expected_chunk_ks[round_index]
+
+        # Reference: an independent top-k loss on the same fakes.
+        torch.manual_seed(1000 + round_index)
+        z_ref = z.detach().clone().requires_grad_(True)
+        img, _ws = loss.run_G(z_ref, c, sync=False)
+        logits = D(img, c).flatten()
+        order = torch.argsort(logits, descending=(mode != 'worst'))
+        chosen = torch.sort(order[:chunk_k]).values
+        divisor = expected_k / len(z_chunks)
+        reference = torch.nn.functional.softplus(-logits[chosen]).sum() / divisor
+        reference_grads = torch.autograd.grad(reference, list(G.parameters()), allow_unused=True)
+
+        receives_gradient = torch.nonzero(z.grad.abs().sum(dim=1) > 0).flatten()
+        assert receives_gradient.tolist() == chosen.tolist()
+        extreme = logits.detach()[chosen]
+        others = logits.detach()[[i for i in range(len(logits)) if i not in chosen.tolist()]]
+        if others.numel():
+            assert (extreme.min() >= others.max()) if mode != 'worst' else (extreme.max() <= others.min())
+        for got, want in zip(loss_grads, reference_grads):
+            torch.testing.assert_close(got, torch.zeros_like(got) if want is None else want, rtol=1e-4, atol=1e-6)
+
+
+def test_first_minibatch_uses_every_fake_while_the_batch_is_learnt():
+    G, D = tiny_networks()
+    loss = make_loss(G, D, mode='fixed', k=2)
+    batches = Batches(batch=8, batch_gpu=2)
+    collector = collect_atopk()
+    run_minibatch(loss, batches)
+    assert (loss.batch_size, loss.chunk_sizes, loss.k) == (8, [2, 2, 2, 2], None)
+    run_minibatch(loss, batches)
+    assert loss.k == 2 and loss._chunk_ks == [1, 1, 1, 1]
+    collector.update()
+    assert collector.num('ATopk/k') == 2 and collector.mean('ATopk/k') == (8 + 2) / 2
+    assert collector.mean('ATopk/fakes_used') == (8 + 4) / 2  # k = 2 < 4 chunks: one fake per chunk
+    with pytest.raises(RuntimeError, match='batch structure'):
+        run_minibatch(loss, Batches(batch=8, batch_gpu=4))
+
+
+def test_fixed_k_above_the_batch_is_refused_once_the_batch_is_known():
+    G, D = tiny_networks()
+    loss = make_loss(G, D, mode='fixed', k=9)
+    with pytest.raises(ValueError, match=r'k=9 exceeds the batch size 8; k must lie in \[1, 8\]'):
+        run_minibatch(loss, Batches(batch=8, batch_gpu=8))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Eq. 10-11: p and k.
+
+def run_controller(seed):
+    G, D = tiny_networks()
+    # batch 4, interval 4: one adjustment moves p by 4 * 4 / (0.064 * 1000) = 0.25.
+    loss = make_loss(G, D, seed=seed, speed_kimg=0.064)
+    batches = Batches(batch=4, batch_gpu=4)
+    collector = collect_atopk()
+    ps, ks, etas = [], [], []
+    for offset in (50.0, -50.0):
+        D.offset = offset
+        for _ in range(40):
+            run_minibatch(loss, batches)
+            collector.update()
+            ps.append(collector.mean('ATopk/p'))
+            ks.append(collector.mean('ATopk/k'))
+            etas.append(collector.mean('ATopk/eta') if collector.num('ATopk/eta') else None)
+            assert collector.mean('ATopk/fakes_used') == ks[-1]
+            assert collector.num('ATopk/score_gap') == 1 and math.isfinite(collector.mean('ATopk/score_gap'))
+    return ps, ks, etas, loss
+
+
+def test_p_moves_at_the_specified_rate_and_k_follows_eq11():
+    ps, ks, etas, loss = run_controller(seed=5)
+    # Positive real logits: p rises by 0.25 at minibatches 4, 8, 12, 16, then stays clamped at 1.
+    assert ps[:40] == [min(0.25 * (m // 4), 1.0) for m in range(40)]
+    # Negative from minibatch 40: the adjustment at 40 still sees minibatches 36-39 (p stays clamped at 1), the
+    # one at 44 sees 40-43: p falls by 0.25 at minibatches 44, 48, 52, 56, then stays at 0.
+    assert ps[40:] == [max(1.0 - 0.25 * ((m - 40) // 4), 0.0) for m in range(40, 80)]
+    assert etas[4] == 1.0 and etas[44] == -1.0 and etas[3] is None
+    # k: starts at the batch, then Eq. 11 with the controller's seeded draws and the p of each minibatch.
+    reference = KController(4, seed=5)
+    assert ks == [4.0] + [float(reference.step(p)) for p in ps[1:]]
+    assert ks[39] == 1.0 and ks[79] == 4.0  # p = 1 drives k to 1; p = 0 brings it back to the batch
+    assert loss.p_host == 0.0 and float(loss.heuristic.p) == 0.0
+
+
+def test_controller_is_reproducible_from_its_seed():
+    first, second = run_controller(seed=5), run_controller(seed=5)
+    assert first[:3] == second[:3]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Linear Top-k.
+
+def test_linear_reaches_ceil_nu_batch_at_linear_kimg():
+    G, D = tiny_networks()
+    loss = make_loss(G, D, mode='linear', nu=0.5, linear_kimg=0.04)  # 10 minibatches of 4
+    batches = Batches(batch=4, batch_gpu=2)
+    collector = collect_atopk()
+    ks = []
+    for _ in range(14):
+        run_minibatch(loss, batches)
+        collector.update()
+        ks.append(collector.mean('ATopk/k'))
+    assert ks == [float(linear_k(m * 4 / 1000, 4, 0.5, 0.04)) for m in range(14)]
+    assert ks[9] > 2 and ks[10:] == [2.0] * 4 == [float(math.ceil(0.5 * 4))] * 4
+    assert loss.nimg == 14 * 4
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# D and path-length regularisation are upstream's.
+
+def test_D_and_G_regularisation_match_upstream():
+    from training.loss import StyleGAN2Loss
+    G, D = tiny_networks()
+    atopk = make_loss(G, D, mode='fixed', k=1)
+    upstream = StyleGAN2Loss(device=torch.device('cpu'), G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
+                             r1_gamma=0.1)
+    batches = Batches(batch=4, batch_gpu=4)
+    run_minibatch(atopk, batches)
+    real, real_c, z, c = batches.next()
+
+    def grads(loss, phases, module):
+        G.zero_grad(set_to_none=True)
+        D.zero_grad(set_to_none=True)
+        torch.manual_seed(7)
+        loss.pl_mean.zero_()
+        for phase in phases:
+            loss.accumulate_gradients(phase, real[0], real_c[0], z[0], c[0], sync=True, gain=2)
+        return [p.grad.clone() for p in module.parameters()]
+
+    seen = float(atopk.heuristic.pending_count)
+    for phase, module in [('Greg', G), ('Dmain', D), ('Dreg', D), ('Dboth', D)]:
+        for ours, theirs in zip(grads(atopk, [phase], module), grads(upstream, [phase], module)):
+            torch.testing.assert_close(ours, theirs)
+    assert float(atopk.heuristic.pending_count) == seen + 2 * 4  # real logits of Dmain and Dboth, not Dreg
+    # Gboth is the top-k Gmain plus upstream's path-length term, drawn in the same order as upstream's Gboth.
+    for ours, theirs in zip(grads(atopk, ['Gboth'], G), grads(atopk, ['Gmain', 'Greg'], G)):
+        torch.testing.assert_close(ours, theirs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Options, state and pickling.
+
+@pytest.mark.parametrize('options, message', [
+    ({'mode': 'nope'}, "mode must be one of 'adaptive', 'fixed', 'linear', 'worst'; got 'nope'"),
+    ({'mode': 'fixed'}, "mode 'fixed' needs an integer k >= 1"),
+    ({'mode': 'fixed', 'k': 0}, r'k must lie in \[1, inf\), got 0'),
+    ({'mode': 'fixed', 'k': 2.0}, 'k must be an integer, got 2.0'),
+    ({'mode': 'linear', 'k': 2}, "k=2 applies only to mode 'fixed' or 'worst'"),
+    ({'nu': 0}, r'nu must lie in \(0, 1\], got 0'),
+    ({'nu': 1.5}, r'nu must lie in \(0, 1\], got 1.5'),
+    ({'linear_kimg': 0}, r'linear_kimg must lie in \(0, inf\)'),
+    ({'target': 1.2}, r'target must lie in \[0, 1\], got 1.2'),
+    ({'speed_kimg': -1}, r'speed_kimg must lie in \(0, inf\)'),
+    ({'interval': 0}, r'interval must lie in \[1, inf\)'),
+    ({'seed': -1}, r'seed must lie in \[0, inf\)'),
+])
+def test_bad_options_are_refused_with_the_valid_range(options, message):
+    from plugins.atopk import Loss
+    with pytest.raises(ValueError, match=message):
+        Loss.check_options(**options)
+    G, D = tiny_networks()
+    with pytest.raises(ValueError, match=message):
+        make_loss(G, D, **options)
+
+
+def test_state_survives_pickling_and_state_dict():
+    G, D = tiny_networks()
+    loss = make_loss(G, D, speed_kimg=0.064, seed=3)
+    D.offset = 50.0
+    batches = Batches(batch=4, batch_gpu=2, seed=9)
+    for _ in range(10):
+        run_minibatch(loss, batches)
+    copy = pickle.loads(pickle.dumps(loss))
+    restored = make_loss(G, D, speed_kimg=0.064, seed=3)
+    restored.load_state_dict(loss.state_dict())
+    assert copy.state_dict()['controller']['k'] == loss.k
+    ks = {name: [] for name in ('original', 'copy', 'restored')}
+    for name, other in (('original', loss), ('copy', copy), ('restored', restored)):
+        other.D.offset = 50.0
+        twin = Batches(batch=4, batch_gpu=2, seed=10)
+        for _ in range(12):
+            run_minibatch(other, twin)
+            ks[name].append(other.k)
+    assert ks['original'] == ks['copy'] == ks['restored']
+    assert float(copy.heuristic.p) == float(loss.heuristic.p) == float(restored.heuristic.p) > 0
+
+
+def test_importing_the_package_does_not_import_upstream():
+    code = 'import sys, plugins.atopk; assert "training" not in sys.modules and "torch_utils" not in sys.modules'
+    subprocess.run([sys.executable, '-c', code], check=True, cwd=ROOT)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# train.py.
+
+TRAIN_CASES = {
+    'adaptive': {},
+    'fixed': {'mode': 'fixed', 'k': 2},
+    'linear': {'mode': 'linear', 'nu': 0.5, 'linear_kimg': 0.02},
+    'worst': {'mode': 'worst'},
+}
+
+
+@pytest.mark.parametrize('mode', list(TRAIN_CASES))
+def test_train_py_runs_and_reports(tmp_path, dataset16, monkeypatch, mode):
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # two threads on a shared 2-core machine can be 100x slower
+    options = TRAIN_CASES[mode]
+    run_dir = train(tmp_path, dataset16, '--kimg', 0.05, '--aug', 'noaug', '--loss', 'plugins.atopk.Loss',
+                    '--loss-kwargs', json.dumps(options))
+    stats = read_stats(run_dir)
+    for key in ('ATopk/k', 'ATopk/fakes_used', 'ATopk/p', 'ATopk/score_gap'):
+        assert all(key in tick for tick in stats), key
+    assert 'ATopk/eta' in stats[-1]  # adjusted at minibatches 4, 8 and 12
+    last = stats[-1]
+    assert last['ATopk/k']['num'] == 12  # one per minibatch: 13 minibatches, the first in tick 0
+    assert stats[0]['ATopk/k']['mean'] == 4  # the first minibatch uses the whole batch
+    if mode == 'fixed':
+        assert last['ATopk/k']['mean'] == 2 and last['ATopk/fakes_used']['mean'] == 2
+    if mode == 'linear':  # 4 -> 2 over 5 minibatches, then 2
+        expected = np.mean([linear_k(m * 4 / 1000, 4, 0.5, 0.02) for m in range(1, 13)])
+        assert last['ATopk/k']['mean'] == pytest.approx(expected)
+    written = json.loads((run_dir / 'training_options.json').read_text())['loss_kwargs']
+    assert written['class_name'] == 'plugins.atopk.Loss'
+    assert {name: written[name] for name in options} == options
+    assert 'r1_gamma' in written  # the base config's loss settings still reach the loss
+
+
+def test_train_py_refuses_an_unknown_mode(tmp_path, dataset16):
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu',
+                          '--loss', 'plugins.atopk.Loss', '--loss-kwargs', '{"mode": "nope"}', check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = "--loss: mode must be one of 'adaptive', 'fixed', 'linear', 'worst'; got 'nope'"
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / 'runs').exists()
