@@ -13,7 +13,8 @@ from tests.conftest import read_stats, run_upstream, train
 
 @pytest.fixture(scope='module')
 def ada_run(tmp_path_factory, dataset16):
-    """A fraction of a kimg with ADA's bgc pipe and R1 on (p starts high so the geometric ops run through R1)."""
+    """A fraction of a kimg with ADA's bgc pipe and R1 on. With geometric ops enabled the pipe resamples every
+    batch through grid_sample (identity where no op fires), so R1's double backward goes through it even at p ~ 0."""
     return train(tmp_path_factory.mktemp('ada'), dataset16, '--kimg', 0.05, '--aug', 'ada', '--augpipe', 'bgc', '--seed', 3)
 
 
