@@ -9,7 +9,7 @@ from tests.conftest import run_upstream
 
 def test_help_lists_the_new_options():
     out = run_upstream('train.py', '--help').stdout
-    for option in ['--loss CLASS', '--loss-kwargs JSON', '--aug MODE|CLASS', '--aug-kwargs JSON', 'cpu']:
+    for option in ['--data-class CLASS', '--loss CLASS', '--loss-kwargs JSON', '--aug MODE|CLASS', '--aug-kwargs JSON', 'cpu']:
         assert option in out
 
 
@@ -27,6 +27,8 @@ BAD_CASES = [
     (['--aug', 'ada', '--aug-kwargs', '{"warp": 1}'], "AugmentPipe has no option 'warp'; valid options: xflip, rotate90"),
     (['--aug', 'noaug', '--aug-kwargs', '{"xflip": 1}'], "--aug-kwargs cannot be specified with --aug=noaug"),
     (['--aug', 'training.augment.AugmentPipe', '--augpipe', 'bgc'], "--augpipe cannot be specified with --aug=training.augment.AugmentPipe"),
+    (['--data-class', 'training.dataset.NoSuchDataset'], "--data-class: module 'training.dataset' has no class 'NoSuchDataset'"),
+    (['--data-class', 'training.loss.StyleGAN2Loss'], "--data-class: 'training.loss.StyleGAN2Loss' is not a subclass of training.dataset.Dataset"),
 ]
 
 
@@ -57,3 +59,11 @@ def test_custom_pipe_p_is_fixed_by_p_and_adapted_with_target(tmp_path, dataset16
         return json.loads(out[out.index('{'):out.index('\n}\n') + 2])
     assert options('--p', '0.3')['augment_p'] == 0.3 and 'ada_target' not in options('--p', '0.3')
     assert options('--target', '0.7')['ada_target'] == 0.7
+
+
+def test_data_class_selects_the_dataset_and_is_recorded(tmp_path):
+    out = run_upstream('train.py', '--outdir', tmp_path, '--data', 'synth:primitives-ps?n=8&res=16', '--dry-run',
+                       '--data-class', 'plugins.primitives.dataset.SyntheticDataset', '--cfg', 'cpu').stdout
+    options = json.loads(out[out.index('{'):out.index('\n}\n') + 2])
+    assert options['training_set_kwargs']['class_name'] == 'plugins.primitives.dataset.SyntheticDataset'
+    assert options['training_set_kwargs']['resolution'] == 16 and options['training_set_kwargs']['max_size'] == 8
