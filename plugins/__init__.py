@@ -1,1 +1,10 @@
-"""Plugin extensions (ATop-k, DigGAN, ...) layered over NVIDIA's StyleGAN2-ADA PyTorch code."""
+"""Plugin extensions (ATop-k, ANDA, DigGAN, DiffAugment, Primitives-PS) layered over NVIDIA's StyleGAN2-ADA
+PyTorch code. `Loss` (class_name 'plugins.Loss', in `loss`) combines ATop-k, ANDA and DigGAN; it needs upstream's
+packages on sys.path, so it is imported on first use and importing `plugins` alone does not import upstream."""
+
+
+def __getattr__(name):
+    if name == 'Loss':
+        from .loss import Loss
+        return Loss
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -13,65 +13,7 @@ import torch
 
 from plugins.atopk.core import KController, linear_k
 from tests.conftest import ROOT, read_stats, run_upstream, train
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """Tiny networks run fastest on one thread, and far faster than on two when the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class OffsetD(torch.nn.Module):
-    """Upstream's D plus a settable constant, to force the sign of every logit."""
-
-    def __init__(self, D):
-        super().__init__()
-        self.D = D
-        self.offset = 0.0
-
-    def forward(self, img, c):
-        return self.D(img, c) + self.offset
-
-
-def tiny_networks(seed=0):
-    from training.networks import Discriminator, Generator
-    torch.manual_seed(seed)
-    common = dict(channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=None)
-    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=8, img_channels=3,
-                  mapping_kwargs=dict(num_layers=2), synthesis_kwargs=common)
-    # No minibatch-stddev layer: every fake's logit depends on that fake alone.
-    D = Discriminator(c_dim=0, img_resolution=8, img_channels=3, epilogue_kwargs=dict(mbstd_num_channels=0), **common)
-    return G, OffsetD(D)
-
-
-def make_loss(G, D, **options):
-    from plugins.atopk import Loss
-    return Loss(device=torch.device('cpu'), G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, r1_gamma=0.1, **options)
-
-
-class Batches:
-    """Deterministic minibatches split into chunks, as the training loop hands them to the loss."""
-
-    def __init__(self, batch, batch_gpu, seed=123):
-        self.batch, self.batch_gpu = batch, batch_gpu
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def next(self):
-        real = torch.rand([self.batch, 3, 8, 8], generator=self.generator) * 2 - 1
-        z = torch.randn([self.batch, 16], generator=self.generator)
-        c = torch.zeros([self.batch, 0])
-        return real.split(self.batch_gpu), c.split(self.batch_gpu), z.split(self.batch_gpu), c.split(self.batch_gpu)
-
-
-def run_minibatch(loss, batches, phases=('Gmain', 'Dmain')):
-    real, real_c, z, c = batches.next()
-    for phase in phases:
-        for round_index in range(len(real)):
-            loss.accumulate_gradients(phase, real[round_index], real_c[round_index], z[round_index], c[round_index],
-                                      sync=round_index == len(real) - 1, gain=1)
+from tests.tiny import Batches, make_loss, one_thread, run_minibatch, tiny_networks  # noqa: F401 (one_thread: autouse fixture)
 
 
 def collect_atopk():
@@ -109,7 +51,7 @@ def test_only_the_selected_fakes_give_G_gradient(mode, options, batch_gpu):
         loss.accumulate_gradients('Gmain', real[round_index], real_c[round_index], z, c,
                                   sync=round_index == len(z_chunks) - 1, gain=1)
         loss_grads = [p.grad.clone() for p in G.parameters()]
-        assert loss.k == expected_k and loss._chunk_ks == expected_chunk_ks
+        assert loss.methods['atopk'].k == expected_k and loss.methods['atopk']._chunk_ks == expected_chunk_ks
         chunk_k = expected_chunk_ks[round_index]
 
         # Reference: an independent top-k loss on the same fakes.
@@ -139,9 +81,9 @@ def test_first_minibatch_uses_every_fake_while_the_batch_is_learnt():
     batches = Batches(batch=8, batch_gpu=2)
     collector = collect_atopk()
     run_minibatch(loss, batches)
-    assert (loss.batch_size, loss.chunk_sizes, loss.k) == (8, [2, 2, 2, 2], None)
+    assert (loss.tracker.batch_size, loss.tracker.chunk_sizes, loss.methods['atopk'].k) == (8, [2, 2, 2, 2], None)
     run_minibatch(loss, batches)
-    assert loss.k == 2 and loss._chunk_ks == [1, 1, 1, 1]
+    assert loss.methods['atopk'].k == 2 and loss.methods['atopk']._chunk_ks == [1, 1, 1, 1]
     collector.update()
     assert collector.num('ATopk/k') == 2 and collector.mean('ATopk/k') == (8 + 2) / 2
     assert collector.mean('ATopk/fakes_used') == (8 + 4) / 2  # k = 2 < 4 chunks: one fake per chunk
@@ -191,7 +133,7 @@ def test_p_moves_at_the_specified_rate_and_k_follows_eq11():
     reference = KController(4, seed=5)
     assert ks == [4.0] + [float(reference.step(p)) for p in ps[1:]]
     assert ks[39] == 1.0 and ks[79] == 4.0  # p = 1 drives k to 1; p = 0 brings it back to the batch
-    assert loss.p_host == 0.0 and float(loss.heuristic.p) == 0.0
+    assert loss.p_host['atopk'] == 0.0 and float(loss.heuristics['atopk'].p) == 0.0
 
 
 def test_controller_is_reproducible_from_its_seed():
@@ -214,7 +156,7 @@ def test_linear_reaches_ceil_nu_batch_at_linear_kimg():
         ks.append(collector.mean('ATopk/k'))
     assert ks == [float(linear_k(m * 4 / 1000, 4, 0.5, 0.04)) for m in range(14)]
     assert ks[9] > 2 and ks[10:] == [2.0] * 4 == [float(math.ceil(0.5 * 4))] * 4
-    assert loss.nimg == 14 * 4
+    assert loss.tracker.nimg == 14 * 4
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -239,11 +181,11 @@ def test_D_and_G_regularisation_match_upstream():
             loss.accumulate_gradients(phase, real[0], real_c[0], z[0], c[0], sync=True, gain=2)
         return [p.grad.clone() for p in module.parameters()]
 
-    seen = float(atopk.heuristic.pending_count)
+    seen = float(atopk.heuristics['atopk'].pending_count)
     for phase, module in [('Greg', G), ('Dmain', D), ('Dreg', D), ('Dboth', D)]:
         for ours, theirs in zip(grads(atopk, [phase], module), grads(upstream, [phase], module)):
             torch.testing.assert_close(ours, theirs)
-    assert float(atopk.heuristic.pending_count) == seen + 2 * 4  # real logits of Dmain and Dboth, not Dreg
+    assert float(atopk.heuristics['atopk'].pending_count) == seen + 2 * 4  # real logits of Dmain and Dboth, not Dreg
     # Gboth is the top-k Gmain plus upstream's path-length term, drawn in the same order as upstream's Gboth.
     for ours, theirs in zip(grads(atopk, ['Gboth'], G), grads(atopk, ['Gmain', 'Greg'], G)):
         torch.testing.assert_close(ours, theirs)
@@ -285,16 +227,16 @@ def test_state_survives_pickling_and_state_dict():
     copy = pickle.loads(pickle.dumps(loss))
     restored = make_loss(G, D, speed_kimg=0.064, seed=3)
     restored.load_state_dict(loss.state_dict())
-    assert copy.state_dict()['controller']['k'] == loss.k
+    assert copy.state_dict()['methods']['atopk']['controller'][1]['k'] == loss.methods['atopk'].k
     ks = {name: [] for name in ('original', 'copy', 'restored')}
     for name, other in (('original', loss), ('copy', copy), ('restored', restored)):
         other.D.offset = 50.0
         twin = Batches(batch=4, batch_gpu=2, seed=10)
         for _ in range(12):
             run_minibatch(other, twin)
-            ks[name].append(other.k)
+            ks[name].append(other.methods['atopk'].k)
     assert ks['original'] == ks['copy'] == ks['restored']
-    assert float(copy.heuristic.p) == float(loss.heuristic.p) == float(restored.heuristic.p) > 0
+    assert float(copy.heuristics['atopk'].p) == float(loss.heuristics['atopk'].p) == float(restored.heuristics['atopk'].p) > 0
 
 
 def test_importing_the_package_does_not_import_upstream():

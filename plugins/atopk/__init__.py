@@ -1,6 +1,6 @@
-"""ATop-k (adaptive Top-k generator updates). `core` holds the pure-PyTorch math; `Loss` (class_name
-'plugins.atopk.Loss', in `loss`) is the upstream loss. Importing this package does not import upstream: `Loss` is
-imported on first use."""
+"""ATop-k (adaptive Top-k generator updates). `core` holds the pure-PyTorch math, `method` ATop-k's part of the
+plugin loss; `Loss` (class_name 'plugins.atopk.Loss', in `loss`) is the upstream loss. Importing this package does
+not import upstream: `Loss` is imported on first use."""
 
 
 def __getattr__(name):

@@ -1,1 +1,10 @@
-"""DigGAN (discriminator gradient gap regularisation); `core` holds the pure-PyTorch math, the upstream Loss comes later."""
+"""DigGAN: discriminator gradient gap regularisation (Fang, Sun and Schwing). `core` holds the pure-PyTorch math,
+`method` DigGAN's term of the plugin loss; `Loss` (class_name 'plugins.diggan.Loss', in `loss`) is imported on
+first use, as it needs upstream's packages."""
+
+
+def __getattr__(name):
+    if name == 'Loss':
+        from .loss import Loss
+        return Loss
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

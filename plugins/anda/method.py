@@ -1,0 +1,111 @@
+"""ANDA's part of the plugin loss (`plugins.loss.Loss`): D's fake term over generated images and negatives."""
+
+import torch
+from torch_utils import training_stats
+
+from plugins.anda.negatives import NEGATIVE_TRANSFORMS, make_negatives
+from plugins.common.options import check_choice, check_int_range, check_range
+
+ESTIMATORS = ('sampled', 'weighted', 'released')
+ALPHA_SOURCES = ('heuristic', 'ada')
+
+
+class ANDA:
+    """D's fake term of the ANDA supplementary's Eq. S4: weight w = lam * (1 - alpha) on negatives T(NDA(x_real))
+    and 1 - w on T(G(z)); the real term, G's loss and every regulariser stay upstream's.
+
+    Options:
+      lam          lambda of Eq. S4, 0 <= lam < 1 (default 0.2, the released value). lam = 0 switches ANDA off.
+      estimator    'sampled' (default): each fake slot of D's batch holds a negative with probability w, else the
+                   generated image, in one D pass, so D's cost is unchanged; its expectation is Eq. S4.
+                   'weighted': D sees the full generated batch and a full batch of negatives and the two terms are
+                   weighted by 1 - w and w exactly (lower variance, one more D pass).
+                   'released': the authors' released code: per-image flags f ~ Bernoulli(alpha); when none fires
+                   in the chunk, D's fake input is the pixel blend lam * NDA(x) + (1 - lam) * G(z) (0.2 / 0.8 at the
+                   default lam), otherwise plain G(z).
+      alpha        where alpha comes from: 'heuristic' (default): the shared overfitting heuristic's p (Eq. 10, so
+                   ANDA works without ADA); 'ada': ADA's augment_pipe.p, as the released code does (needs a pipe).
+      negative     the NDA transform: 'jigsaw' (default; `grid` x `grid` patches, a random non-identity
+                   permutation per image), 'stitch', 'cutout', 'mixup', 'cutmix', 'rotation'.
+      grid         jigsaw's grid size, 2 (default) to 4.
+    Negatives are built from the chunk's real images before the augment pipe, which then applies to them as to
+    every image D sees; they hold no graph to G, so they never reach G's gradient.
+
+    Stats: 'ANDA/alpha', 'ANDA/negative_share' (share of D's fake slots that held a negative; for 'weighted' the
+    weight w; for 'released' 1 when the blend was applied), 'ANDA/scores/negative' (D's logits on negatives),
+    'ANDA/eta' at the heuristic's adjustments and 'ANDA/score_gap' = mean D(x) - mean D(G(z)) (by the loss).
+    """
+
+    name = 'anda'
+    stats_prefix = 'ANDA'
+
+    def __init__(self, lam=0.2, estimator='sampled', alpha='heuristic', negative='jigsaw', grid=2):
+        self.check_options(lam=lam, estimator=estimator, alpha=alpha, negative=negative, grid=grid)
+        self.lam = float(lam)
+        self.estimator = estimator
+        self.alpha_source = alpha
+        self.negative = negative
+        self.negative_options = {'grid': int(grid)} if negative == 'jigsaw' else {}
+        self.uses_heuristic = alpha == 'heuristic'
+
+    @staticmethod
+    def check_options(lam=0.2, estimator='sampled', alpha='heuristic', negative='jigsaw', grid=2):
+        """Validate the ANDA options; raises ValueError naming the bad value and what is allowed."""
+        check_range('lam', lam, 0, 1, high_inclusive=False)
+        check_choice('estimator', estimator, ESTIMATORS)
+        check_choice('alpha', alpha, ALPHA_SOURCES)
+        check_choice('negative', negative, tuple(NEGATIVE_TRANSFORMS))
+        check_int_range('grid', grid, 2, 4)
+        if grid != 2 and negative != 'jigsaw':
+            raise ValueError(f"grid={grid!r} applies only to negative 'jigsaw', not {negative!r}")
+
+    @property
+    def active(self):
+        return self.lam > 0
+
+    def check_augment_pipe(self, augment_pipe):
+        if self.alpha_source == 'ada' and getattr(augment_pipe, 'p', None) is None:
+            raise ValueError("ANDA alpha='ada' follows the augment pipe's p, but this run has no augment pipe; "
+                             "use --aug ada (or fixed, or a pipe class) or alpha='heuristic'")
+
+    def alpha(self, heuristic_p, augment_pipe):
+        """alpha as a float32 tensor on the training device, without reading it back to the host."""
+        source = augment_pipe.p if self.alpha_source == 'ada' else heuristic_p
+        return source.detach().to(torch.float32).clamp(0, 1)
+
+    def d_fake_inputs(self, gen_img, real_img, alpha):
+        """D's fake batches for the chunk: a list of (images, weight, is_negative) where the loss averages
+        softplus(D(T(images))) over each batch and sums those means times `weight` (None: 1) to Eq. S4's fake term
+        ('weighted' gives two batches, the others one); `is_negative` marks the negatives (a per-image mask, a
+        scalar True for a batch of negatives, None for none)."""
+        if gen_img.shape[0] != real_img.shape[0]:
+            raise ValueError(f'ANDA pairs each fake with a real image of the same chunk; got {gen_img.shape[0]} '
+                             f'fakes and {real_img.shape[0]} reals')
+        negatives = make_negatives(real_img.detach(), self.negative, **self.negative_options).to(gen_img.dtype)
+        negative_weight = self.lam * (1 - alpha)
+        training_stats.report('ANDA/alpha', alpha)
+        if self.estimator == 'weighted':
+            training_stats.report('ANDA/negative_share', negative_weight)
+            return [(gen_img, 1 - negative_weight, None), (negatives, negative_weight, torch.ones([], dtype=torch.bool))]
+        if self.estimator == 'sampled':
+            is_negative = torch.rand([gen_img.shape[0]], device=gen_img.device) < negative_weight
+            images = torch.where(is_negative[:, None, None, None], negatives, gen_img)
+        else:  # released
+            any_flag = (torch.rand([gen_img.shape[0]], device=gen_img.device) < alpha).any()
+            blend = torch.where(any_flag, 0.0, self.lam)
+            images = blend * negatives + (1 - blend) * gen_img
+            is_negative = (~any_flag).expand(gen_img.shape[0])
+        training_stats.report('ANDA/negative_share', is_negative.to(torch.float32))
+        return [(images, None, is_negative)]
+
+    @staticmethod
+    def report_negative_scores(logits, is_negative):
+        """Report D's logits on the negatives (is_negative: per-image mask, or a scalar True for a full batch)."""
+        scores = logits.flatten() if is_negative.ndim == 0 else logits.flatten()[is_negative]
+        training_stats.report('ANDA/scores/negative', scores)
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass

@@ -1,0 +1,331 @@
+"""One upstream loss for any combination of ATop-k, ANDA and DigGAN:
+
+    --loss plugins.Loss --loss-kwargs '{"atopk": {"mode": "adaptive"}, "anda": {}, "diggan": {"weight": 100}}'
+
+`plugins.atopk.Loss`, `plugins.anda.Loss` and `plugins.diggan.Loss` are presets of it with one method on.
+Needs upstream's `training` and `torch_utils` packages on sys.path (train.py puts them there)."""
+
+import torch
+import torch.distributed
+from torch_utils import misc, training_stats
+from torch_utils.ops import conv2d_gradfix
+from training.loss import StyleGAN2Loss
+
+from plugins.anda.method import ANDA
+from plugins.atopk.method import ATopk
+from plugins.common.minibatch import G_MAIN_PHASES, MinibatchTracker
+from plugins.common.options import check_int_range, check_range, check_type
+from plugins.common.overfit import OverfitHeuristic
+from plugins.diggan.core import per_sample_grad_norms
+from plugins.diggan.method import DigGAN
+
+METHODS = {'atopk': ATopk, 'anda': ANDA, 'diggan': DigGAN}
+HEURISTIC_DEFAULTS = {'target': 0.6, 'speed_kimg': 500, 'interval': 4}
+_D_MAIN_PHASES = ('Dmain', 'Dboth')
+
+
+def _rank_and_world_size():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _method_spec(name, spec):
+    """A method's options from its --loss-kwargs entry: None or false: off; true: defaults; an object: options."""
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return {}
+    if not isinstance(spec, dict):
+        raise ValueError(f'{name} must be an object of {name} options, true (defaults) or false/null (off); '
+                         f'got {spec!r}')
+    return dict(spec)
+
+
+def _split_options(name, method_class, options):
+    """(method options, heuristic options with defaults or None) for one method; unknown names are errors."""
+    code = method_class.check_options.__code__
+    method_names = list(code.co_varnames[:code.co_argcount])
+    may_adapt = getattr(method_class, 'uses_heuristic', True) is not False  # a class-level False: never adapts
+    heuristic = dict(HEURISTIC_DEFAULTS)
+    method_options = {}
+    for key, value in options.items():
+        if key in method_names:
+            method_options[key] = value
+        elif key in HEURISTIC_DEFAULTS and may_adapt:
+            heuristic[key] = value
+        else:
+            valid = method_names + (list(HEURISTIC_DEFAULTS) if may_adapt else [])
+            raise ValueError(f'{name}: unknown option {key!r}; valid options: {", ".join(valid)}')
+    method_class.check_options(**method_options)
+    uses_heuristic = method_class(**method_options).uses_heuristic
+    given = sorted(set(options) & set(HEURISTIC_DEFAULTS))
+    if given and not uses_heuristic:
+        raise ValueError(f'{name}: {", ".join(given)} set the overfitting heuristic, which {name} does not use '
+                         f'with these options' + (" (alpha is 'ada')" if name == 'anda' else ''))
+    if not uses_heuristic:
+        return method_options, None
+    check_range(f'{name}.target', heuristic['target'], 0, 1)
+    check_range(f'{name}.speed_kimg', heuristic['speed_kimg'], 0, low_inclusive=False)
+    check_int_range(f'{name}.interval', heuristic['interval'], 1)
+    return method_options, heuristic
+
+
+def _parse_methods(atopk, anda, diggan, shared_heuristic):
+    """{name: (method options, heuristic options or None)} for the methods that are on, validated."""
+    check_type('shared_heuristic', shared_heuristic, bool)
+    parsed = {}
+    for name, spec in (('atopk', atopk), ('anda', anda), ('diggan', diggan)):
+        options = _method_spec(name, spec)
+        if options is not None:
+            parsed[name] = _split_options(name, METHODS[name], options)
+    settings = {name: heuristic for name, (_, heuristic) in parsed.items() if heuristic is not None}
+    if shared_heuristic and len({tuple(sorted(h.items())) for h in settings.values()}) > 1:
+        raise ValueError(f'the methods share one overfitting heuristic, but their settings differ: {settings}; give '
+                         f'them the same target/speed_kimg/interval, or set "shared_heuristic": false')
+    return parsed
+
+
+class Loss(StyleGAN2Loss):
+    """StyleGAN2's loss (upstream's terms and regularisers, unchanged) with any subset of three methods, each acting
+    on its own term:
+      atopk   which fakes update G: G's main loss over the top k of each minibatch (see plugins.atopk.method).
+      anda    D's fake term: a mixture of generated images and negatives NDA(x_real) (see plugins.anda.method).
+      diggan  an extra D regulariser, the gradient gap between reals and fakes (see plugins.diggan.method).
+    Each is given as an object of its options, `true` for its defaults, or `false`/`null` (off, the default).
+    With no method on, training is upstream's StyleGAN2Loss exactly (same numbers for the same seed).
+
+    Shared overfitting heuristic: the methods that adapt (ATop-k, and ANDA with alpha 'heuristic') read one p
+    (Eq. 10, ADA's r_t) per run: `target`, `speed_kimg` and `interval` go in either method's options and must
+    agree. With "shared_heuristic": false each gets its own p from the same real logits. The heuristic sees the
+    real logits of D's main phases on all ranks and moves p at the start of every `interval`-th minibatch.
+
+    Minibatches are learnt from the phase calls (plugins.common.minibatch.MinibatchTracker); upstream's
+    style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.
+    `state_dict`/`load_state_dict` hold every method's state, the heuristics, the minibatch counters and pl_mean.
+    """
+
+    def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, atopk=None, anda=None, diggan=None,
+                 shared_heuristic=True, style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2, pl_decay=0.01,
+                 pl_weight=2):
+        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic)
+        super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
+                         style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink,
+                         pl_decay=pl_decay, pl_weight=pl_weight)
+        self.methods = {name: METHODS[name](**options) for name, (options, _) in parsed.items()}
+        self.heuristics = {}  # method name -> OverfitHeuristic (one object for all when shared)
+        for name, (_, settings) in parsed.items():
+            if settings is not None:
+                shared = next(iter(self.heuristics.values()), None) if shared_heuristic else None
+                self.heuristics[name] = shared or OverfitHeuristic(**settings).to(device)
+        self.p_host = {name: 0.0 for name in self.heuristics}  # each heuristic's p, read at its adjustments
+        if 'anda' in self.methods:
+            self.methods['anda'].check_augment_pipe(augment_pipe)
+        self.tracker = MinibatchTracker()
+
+    @staticmethod
+    def check_options(atopk=None, anda=None, diggan=None, shared_heuristic=True, **upstream_options):
+        """Validate the methods' options (upstream's own are left to upstream); raises ValueError."""
+        _parse_methods(atopk, anda, diggan, shared_heuristic)
+
+    def _method(self, name):
+        """The method if it is on and active (ANDA with lam 0 and DigGAN with weight 0 are off)."""
+        method = self.methods.get(name)
+        return method if method is not None and getattr(method, 'active', True) else None
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Minibatches and the heuristic.
+
+    def _begin_minibatch(self, rank, world_size):
+        index = self.tracker.minibatches - 1
+        if self.tracker.batch_size is not None:
+            adjusted = {}
+            for name, heuristic in self.heuristics.items():
+                if index % heuristic.interval == 0:
+                    if id(heuristic) not in adjusted:
+                        p = heuristic.adjust(self.tracker.batch_size)
+                        adjusted[id(heuristic)] = torch.stack([p, heuristic.last_eta]).cpu().tolist()
+                    self.p_host[name], eta = adjusted[id(heuristic)]
+                    training_stats.report(f'{self.methods[name].stats_prefix}/eta', [eta] if eta == eta else [])
+        if 'atopk' in self.methods:
+            self.methods['atopk'].begin_minibatch(self.tracker, rank, world_size, self.p_host['atopk'])
+
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, sync, gain):
+        assert phase in ['Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth']
+        rank, world_size = _rank_and_world_size()
+        ended, started, round_index = self.tracker.enter(phase, gen_z.shape[0], world_size)
+        if ended and 'atopk' in self.methods:
+            self.methods['atopk'].end_minibatch(self.tracker)
+        if started:
+            self._begin_minibatch(rank, world_size)
+
+        if phase in G_MAIN_PHASES:
+            do_Gpl = phase == 'Gboth' and self.pl_weight != 0
+            self._accumulate_g_main(gen_z, gen_c, sync=(sync and not do_Gpl), gain=gain, round_index=round_index)
+            if do_Gpl:
+                super().accumulate_gradients('Greg', real_img, real_c, gen_z, gen_c, sync, gain)
+        elif phase == 'Greg':
+            super().accumulate_gradients(phase, real_img, real_c, gen_z, gen_c, sync, gain)
+        else:
+            self._accumulate_d(phase, real_img, real_c, gen_z, gen_c, sync, gain)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # G.
+
+    def _accumulate_g_main(self, gen_z, gen_c, sync, gain, round_index):
+        with torch.autograd.profiler.record_function('Gmain_forward'):
+            gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=sync)
+            gen_logits = self.run_D(gen_img, gen_c, sync=False)
+            training_stats.report('Loss/scores/fake', gen_logits)
+            training_stats.report('Loss/signs/fake', gen_logits.sign())
+            if 'atopk' in self.methods:
+                loss_Gmain = self.methods['atopk'].g_main_loss(gen_logits, round_index)
+            else:
+                per_image = torch.nn.functional.softplus(-gen_logits)  # -log(sigmoid(gen_logits))
+                training_stats.report('Loss/G/loss', per_image)
+                loss_Gmain = per_image.mean()
+        with torch.autograd.profiler.record_function('Gmain_backward'):
+            loss_Gmain.mul(gain).backward()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # D.
+
+    def _run_D_for_input_grads(self, img, c, sync, wrt):
+        """D's logits of img, with the input whose gradient is wanted: 'before' the augment pipe (img itself, a new
+        leaf), 'after' it (the pipe's output; a new leaf unless it already depends on a leaf that needs grad), or
+        both (a list); `wrt` None wants none. Returns (logits, before, after)."""
+        wrt = set([wrt] if isinstance(wrt, str) else wrt or [])
+        before = img.detach().requires_grad_('before' in wrt)
+        after = self.augment_pipe(before) if self.augment_pipe is not None else before
+        if 'after' in wrt and not after.requires_grad:
+            after = after.detach().requires_grad_(True)
+        with misc.ddp_sync(self.D, sync):
+            logits = self.D(after, c)
+        return logits, before, after
+
+    def _input_grads(self, logits, inputs):
+        with torch.autograd.profiler.record_function('input_grads'), conv2d_gradfix.no_weight_gradients():
+            return torch.autograd.grad(outputs=[logits.sum()], inputs=inputs, create_graph=True, only_inputs=True)
+
+    def _d_fake_term(self, real_img, gen_z, gen_c, diggan):
+        """D's fake term of a D main phase: (per-image loss, generated images' logits, DigGAN's fake norms)."""
+        anda = self._method('anda')
+        gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
+        if anda is None:
+            batches = [(gen_img, None, None)]
+        else:
+            heuristic = self.heuristics.get('anda')
+            alpha = anda.alpha(None if heuristic is None else heuristic.p, self.augment_pipe)
+            batches = anda.d_fake_inputs(gen_img, real_img, alpha)
+        loss_Dgen, gen_logits, fake_norms = 0, None, None
+        for index, (images, weight, is_negative) in enumerate(batches):
+            if index == 0 and diggan is not None:
+                logits, fake_norms = self._fake_norms(images, gen_c, diggan)
+            else:
+                logits = self.run_D(images, gen_c, sync=False)  # gets synced by the real pass
+            loss = torch.nn.functional.softplus(logits)  # -log(1 - sigmoid(logits))
+            loss_Dgen = loss_Dgen + (loss if weight is None else weight * loss)
+            if is_negative is not None:
+                anda.report_negative_scores(logits, is_negative)
+            if is_negative is None or is_negative.ndim == 1:  # the generated images' logits
+                gen_logits = logits if is_negative is None or anda.estimator != 'sampled' else logits[~is_negative]
+        training_stats.report('Loss/scores/fake', gen_logits)
+        training_stats.report('Loss/signs/fake', gen_logits.sign())
+        return loss_Dgen, gen_logits, fake_norms
+
+    def _diggan_fake_norms(self, gen_z, gen_c, diggan):
+        """DigGAN's fake gradient norms in a phase without D's fake term (lazy cadence): one more D pass."""
+        gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
+        return self._fake_norms(gen_img, gen_c, diggan)[1]
+
+    def _fake_norms(self, images, c, diggan):
+        """(D's logits of images, DigGAN's per-image input-gradient norms), the images detached from G."""
+        logits, before, after = self._run_D_for_input_grads(images, c, sync=False, wrt=diggan.wrt)
+        with torch.autograd.profiler.record_function('input_grads'), conv2d_gradfix.no_weight_gradients():
+            return logits, per_sample_grad_norms(logits, before if diggan.wrt == 'before' else after)
+
+    def _accumulate_d(self, phase, real_img, real_c, gen_z, gen_c, sync, gain):
+        do_Dmain = phase in _D_MAIN_PHASES
+        do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
+        diggan = self._method('diggan')
+        diggan = diggan if diggan is not None and diggan.runs_in(phase) else None
+
+        # Dmain: minimize logits for generated images (and ANDA's negatives). With DigGAN the fake term's graph is
+        # kept for one backward with the real pass, since the penalty needs both.
+        loss_Dgen, gen_logits, fake_norms = 0, None, None
+        if do_Dmain:
+            with torch.autograd.profiler.record_function('Dgen_forward'):
+                loss_Dgen, gen_logits, fake_norms = self._d_fake_term(real_img, gen_z, gen_c, diggan)
+            if diggan is None:
+                with torch.autograd.profiler.record_function('Dgen_backward'):
+                    loss_Dgen.mean().mul(gain).backward()
+        elif diggan is not None:
+            with torch.autograd.profiler.record_function('Dgap_fake_forward'):
+                fake_norms = self._diggan_fake_norms(gen_z, gen_c, diggan)
+
+        # Dmain: maximize logits for real images. Dr1: R1. DigGAN: the gap, sharing R1's input gradient.
+        if do_Dmain or do_Dr1 or diggan is not None:
+            name = 'Dreal_Dr1' if do_Dmain and do_Dr1 else 'Dreal' if do_Dmain else 'Dr1'
+            with torch.autograd.profiler.record_function(name + '_forward'):
+                wrt = (['before'] if do_Dr1 else []) + ([diggan.wrt] if diggan is not None else [])
+                real_logits, before, after = self._run_D_for_input_grads(real_img, real_c, sync=sync, wrt=wrt)
+                training_stats.report('Loss/scores/real', real_logits)
+                training_stats.report('Loss/signs/real', real_logits.sign())
+
+                loss_Dreal = 0
+                if do_Dmain:
+                    for heuristic in {id(h): h for h in self.heuristics.values()}.values():
+                        heuristic.accumulate(real_logits)
+                    gap_reporters = [self.methods[m].stats_prefix for m in ('atopk', 'anda') if m in self.methods]
+                    if gap_reporters and gen_logits.numel() > 0:
+                        gap = real_logits.detach().mean() - gen_logits.detach().mean()
+                        for prefix in gap_reporters:
+                            training_stats.report(f'{prefix}/score_gap', gap)
+                    loss_Dreal = torch.nn.functional.softplus(-real_logits)  # -log(sigmoid(real_logits))
+                    training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
+
+                inputs = sorted(set(wrt), reverse=True)  # 'before' first
+                grads = dict(zip(inputs, self._input_grads(real_logits, [before if i == 'before' else after
+                                                                          for i in inputs]))) if inputs else {}
+                loss_Dr1 = 0
+                if do_Dr1:
+                    r1_penalty = grads['before'].square().sum([1, 2, 3])
+                    loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
+                    training_stats.report('Loss/r1_penalty', r1_penalty)
+                    training_stats.report('Loss/D/reg', loss_Dr1)
+
+                loss_gap = 0
+                if diggan is not None:
+                    loss_gap = diggan.loss(grads[diggan.wrt].flatten(1).norm(dim=1), fake_norms)
+
+            with torch.autograd.profiler.record_function(name + '_backward'):
+                total = (real_logits * 0 + loss_Dreal + loss_Dr1).mean()
+                if diggan is not None:
+                    total = total + loss_gap + (loss_Dgen.mean() if do_Dmain else 0)
+                total.mul(gain).backward()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # State.
+
+    def state_dict(self):
+        """Everything that adapts during training (not the networks), for exact resume."""
+        return {
+            'methods': {name: method.state_dict() for name, method in self.methods.items()},
+            'heuristics': {name: {k: v.clone() for k, v in h.state_dict().items()} for name, h in self.heuristics.items()},
+            'p_host': dict(self.p_host),
+            'tracker': self.tracker.state_dict(),
+            'pl_mean': self.pl_mean.detach().clone(),
+        }
+
+    def load_state_dict(self, state):
+        """Restore `state_dict()` of a loss with the same methods on; raises ValueError otherwise."""
+        if sorted(state['methods']) != sorted(self.methods) or sorted(state['heuristics']) != sorted(self.heuristics):
+            raise ValueError(f'the saved loss state holds methods {sorted(state["methods"])}, this loss has '
+                             f'{sorted(self.methods)}')
+        for name, method in self.methods.items():
+            method.load_state_dict(state['methods'][name])
+        for name, heuristic in self.heuristics.items():
+            heuristic.load_state_dict(state['heuristics'][name])
+        self.p_host = dict(state['p_host'])
+        self.tracker.load_state_dict(state['tracker'])
+        self.pl_mean.copy_(state['pl_mean'])

@@ -1,0 +1,158 @@
+"""plugins.Loss, the combination of ATop-k, ANDA and DigGAN: presets equal the combination with one method, a method
+switched off equals its absence, one shared heuristic, option errors, and train.py runs of every pair and the
+triple (which also cover DigGAN's two cadences and every --aug mode)."""
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+
+from tests.conftest import read_stats, train
+from tests.tiny import Batches, OffsetD, make_loss, one_thread, tiny_networks  # noqa: F401 (autouse fixture)
+
+SCHEDULE = [('Gmain', 1), ('Greg', 4), ('Dmain', 1), ('Dreg', 4)]  # (phase, every n-th minibatch)
+
+
+def gradient_trace(loss_class, minibatches=10, batch_gpu=2, **options):
+    """Every phase's gradients over several minibatches of the training loop's schedule, with fixed seeds; the
+    networks are fresh copies, so different losses see identical inputs. Reals score high from minibatch 2 on so
+    that the heuristic's p moves."""
+    G, D = tiny_networks()
+    loss = make_loss(G, D, loss_class, **options)
+    batches = Batches(batch=4, batch_gpu=batch_gpu)
+    trace = []
+    for minibatch in range(minibatches):
+        D.offset = 5.0 if minibatch >= 2 else 0.0
+        real, real_c, z, c = batches.next()
+        for phase, every in SCHEDULE:
+            if minibatch % every:
+                continue
+            module = G if phase.startswith('G') else D
+            G.requires_grad_(module is G)
+            D.requires_grad_(module is D)
+            module.zero_grad(set_to_none=True)
+            for index in range(len(real)):
+                torch.manual_seed(1000 * minibatch + 10 * index + len(phase))
+                loss.accumulate_gradients(phase, real[index], real_c[index], z[index], c[index],
+                                          sync=index == len(real) - 1, gain=every)
+            trace.append([torch.zeros([]) if p.grad is None else p.grad.clone() for p in module.parameters()])
+    return trace, loss
+
+
+def assert_same_trace(first, second):
+    assert len(first) == len(second)
+    for step_first, step_second in zip(first, second):
+        for a, b in zip(step_first, step_second):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+HEURISTIC = {'speed_kimg': 0.032}  # one adjustment moves p by 0.5
+
+
+@pytest.mark.parametrize('preset, options', [
+    ('plugins.atopk.Loss', {'mode': 'adaptive', **HEURISTIC}),
+    ('plugins.anda.Loss', {'estimator': 'sampled', 'lam': 0.5, **HEURISTIC}),
+    ('plugins.diggan.Loss', {'weight': 10.0, 'cadence': 'every'}),
+])
+def test_presets_give_the_numbers_of_the_combined_loss(preset, options):
+    method = preset.split('.')[1]
+    from_preset, preset_loss = gradient_trace(preset, **options)
+    combined, combined_loss = gradient_trace('plugins.Loss', **{method: options})
+    assert_same_trace(from_preset, combined)
+    assert type(preset_loss).__mro__[1] is type(combined_loss)
+
+
+@pytest.mark.parametrize('with_off, without', [
+    ({'atopk': HEURISTIC, 'diggan': {'weight': 0.0}}, {'atopk': HEURISTIC}),
+    ({'diggan': {'weight': 10.0}, 'anda': {'lam': 0.0}}, {'diggan': {'weight': 10.0}}),
+    ({'anda': {'lam': 0.5, **HEURISTIC}, 'atopk': {'mode': 'fixed', 'k': 4, **HEURISTIC}},
+     {'anda': {'lam': 0.5, **HEURISTIC}}),
+    ({'anda': {'lam': 0.5, **HEURISTIC}, 'atopk': False, 'diggan': None}, {'anda': {'lam': 0.5, **HEURISTIC}}),
+])
+def test_a_method_switched_off_is_the_combination_without_it(with_off, without):
+    assert_same_trace(gradient_trace('plugins.Loss', **with_off)[0], gradient_trace('plugins.Loss', **without)[0])
+
+
+def test_no_method_is_upstream():
+    upstream, _ = gradient_trace('training.loss.StyleGAN2Loss')
+    assert_same_trace(gradient_trace('plugins.Loss')[0], upstream)
+
+
+def test_the_adapting_methods_share_one_p_unless_asked_otherwise():
+    from torch_utils import training_stats
+    collector = training_stats.Collector(regex='(ATopk/p|ANDA/alpha)', keep_previous=False)
+    collector.update()
+    _, shared = gradient_trace('plugins.Loss', atopk=HEURISTIC, anda=HEURISTIC)
+    collector.update()
+    assert shared.heuristics['atopk'] is shared.heuristics['anda']
+    assert float(shared.heuristics['atopk'].p) == 1.0  # +0.5 at minibatches 4 and 8
+    assert collector.mean('ATopk/p') == pytest.approx(collector.mean('ANDA/alpha'))
+
+    _, separate = gradient_trace('plugins.Loss', shared_heuristic=False, atopk=HEURISTIC,
+                                 anda={'target': 1.0, **HEURISTIC})  # eta = 1 never exceeds it
+    assert separate.heuristics['atopk'] is not separate.heuristics['anda']
+    assert float(separate.heuristics['atopk'].p) == 1.0 and float(separate.heuristics['anda'].p) == 0.0
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'atopk': {'target': 0.5}, 'anda': {}}, 'the methods share one overfitting heuristic, but their settings differ'),
+    ({'atopk': 3}, r'atopk must be an object of atopk options, true \(defaults\) or false/null \(off\); got 3'),
+    ({'atopk': {'kk': 3}}, "atopk: unknown option 'kk'; valid options: mode, k, nu, linear_kimg, seed, target"),
+    ({'anda': {'lam': 2}}, r'lam must lie in \[0, 1\), got 2'),
+    ({'shared_heuristic': 'yes'}, 'shared_heuristic must be of type bool'),
+])
+def test_bad_options_are_refused(options, message):
+    from plugins import Loss
+    with pytest.raises(ValueError, match=message):
+        Loss.check_options(**options)
+
+
+def test_state_dict_restores_every_method():
+    options = dict(atopk=HEURISTIC, anda=HEURISTIC, diggan={'weight': 10.0, 'smoothing': 0.5, 'cadence': 'every'})
+    _, loss = gradient_trace('plugins.Loss', **options)
+    state = copy.deepcopy(loss.state_dict())
+    G, D = tiny_networks()
+    restored = make_loss(G, D, 'plugins.Loss', **options)
+    restored.load_state_dict(state)
+    assert restored.tracker.nimg == loss.tracker.nimg == 10 * 4
+    assert float(restored.heuristics['anda'].p) == float(loss.heuristics['anda'].p) > 0
+    assert restored.methods['atopk'].controller.state_dict()['k'] == loss.methods['atopk'].controller.state_dict()['k']
+    assert torch.equal(restored.methods['diggan'].real_smoother.previous, loss.methods['diggan'].real_smoother.previous)
+    assert torch.equal(restored.pl_mean, loss.pl_mean)
+    with pytest.raises(ValueError, match=r"the saved loss state holds methods \['anda', 'atopk', 'diggan'\]"):
+        make_loss(G, D, 'plugins.Loss', atopk=True).load_state_dict(state)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# train.py runs.
+
+RUNS = [
+    ({'atopk': {}, 'anda': {}}, ['--aug', 'noaug'], ['ATopk', 'ANDA']),
+    ({'atopk': {'mode': 'fixed', 'k': 2}, 'diggan': {'weight': 10}}, ['--aug', 'ada'], ['ATopk', 'DigGAN']),
+    ({'anda': {'estimator': 'weighted'}, 'diggan': {'cadence': 'every', 'wrt': 'after'}}, ['--aug', 'ada'],
+     ['ANDA', 'DigGAN']),
+    ({'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every'}}, ['--aug', 'fixed', '--p', '0.2'],
+     ['ATopk', 'ANDA', 'DigGAN']),
+]
+
+
+@pytest.mark.parametrize('options, aug, prefixes', RUNS, ids=['+'.join(r[2]) for r in RUNS])
+def test_train_py_runs_every_pair_and_the_triple(tmp_path, dataset16, options, aug, prefixes):
+    run_dir = train(tmp_path, dataset16, '--kimg', '0.05', '--loss', 'plugins.Loss',
+                    '--loss-kwargs', json.dumps(options), *aug)
+    stats = read_stats(run_dir)[-1]
+    expected = {'ATopk': ['ATopk/k', 'ATopk/p', 'ATopk/fakes_used', 'ATopk/score_gap', 'ATopk/eta'],
+                'ANDA': ['ANDA/alpha', 'ANDA/negative_share', 'ANDA/score_gap', 'ANDA/scores/negative', 'ANDA/eta'],
+                'DigGAN': ['DigGAN/real_norm', 'DigGAN/fake_norm', 'DigGAN/gap', 'DigGAN/penalty']}
+    for prefix in prefixes:
+        for key in expected[prefix]:
+            assert key in stats and math.isfinite(stats[key]['mean']), key
+    for prefix in {'ATopk', 'ANDA', 'DigGAN'} - set(prefixes):
+        assert not any(key.startswith(prefix + '/') for key in stats)
+    training_options = json.loads((run_dir / 'training_options.json').read_text())
+    assert training_options['loss_kwargs']['class_name'] == 'plugins.Loss'
+    for method, method_options in options.items():
+        assert training_options['loss_kwargs'][method] == method_options
+        assert f'-{method}' in run_dir.name
