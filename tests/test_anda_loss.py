@@ -178,4 +178,4 @@ def test_train_py_runs_each_estimator(tmp_path, dataset16, estimator, aug):
     for key in ['ANDA/alpha', 'ANDA/negative_share', 'ANDA/score_gap', 'ANDA/eta' if estimator != 'released' else
                 'Progress/augment']:
         assert key in stats and math.isfinite(stats[key]['mean']), key
-    assert f'anda-estimator={estimator}' in run_dir.name
+    assert '-anda-' in run_dir.name and f'-estimator={estimator}-' in run_dir.name
