@@ -1,0 +1,477 @@
+"""Compare StyleGAN2-ADA training runs (upstream's or with plugins, one or several seeds): a Markdown table and
+PNG plots in one folder.
+
+    python scripts/report.py RUN_DIR [RUN_DIR ...] --out DIR [--metric fid50k_full]
+
+A RUN_DIR is what train.py writes (training_options.json, stats.jsonl, metric-*.jsonl); a folder holding run
+directories (train.py's --outdir) stands for all of them. Writes DIR/report.md with one row per run and, for
+every (method, augmentation, dataset) shared by several runs, a row with the mean +- sample standard deviation
+over those runs (seeds), and these plots, each only when it has something to show:
+
+    fid.png                  FID against kimg, one line per group (mean over seeds, band +- std)
+    score-gap.png            mean D(x) - mean D(G(z)) per tick (Loss/scores/real minus Loss/scores/fake)
+    augment-p.png            the augment probability p (Progress/augment) of the runs that augment
+    controllers-<NAME>.png   one panel per stats key starting with ATopk/, ANDA/ or DigGAN/
+
+FID comes from the same metric in every run: --metric, else fid50k_full when some run has it, else the
+metric-fid*.jsonl name most runs have. A metric row's kimg is that of the tick it was computed at (rows written
+during training, matched by timestamp); for rows computed afterwards (calc_metrics.py on a snapshot) it is the
+last tick that saved that snapshot file.
+"""
+
+import collections
+import dataclasses
+import json
+import math
+import os
+import statistics
+from pathlib import Path
+
+import click
+import numpy as np
+
+CONTROLLER_PREFIXES = ('ATopk/', 'ANDA/', 'DigGAN/')
+AUGMENT_KEY = 'Progress/augment'
+DEFAULT_METRIC = 'fid50k_full'
+# Upstream AugmentPipe's option groups, as train.py's --augpipe names them (bgc = blit + geom + color).
+AUGPIPE_GROUPS = (
+    ('b', 'blit', ('xflip', 'rotate90', 'xint')),
+    ('g', 'geom', ('scale', 'rotate', 'aniso', 'xfrac')),
+    ('c', 'color', ('brightness', 'contrast', 'lumaflip', 'hue', 'saturation')),
+    ('f', 'filter', ('imgfilter',)),
+    ('n', 'noise', ('noise',)),
+    ('c', 'cutout', ('cutout',)),
+)
+UPSTREAM_PIPE = 'training.augment.AugmentPipe'
+
+
+class ReportError(ValueError):
+    """Bad input: a missing run directory, a run without stats, an unusable metric file."""
+
+
+def _read_jsonl(path):
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ReportError(f'{path}, line {number}: not JSON ({err})') from None
+    return rows
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@dataclasses.dataclass
+class Run:
+    """One training run directory, parsed."""
+    path: Path
+    options: dict
+    stats: list
+
+    @property
+    def seed(self):
+        return self.options.get('random_seed', 0)
+
+    @property
+    def loss_class(self):
+        return self.options.get('loss_kwargs', {}).get('class_name', 'training.loss.StyleGAN2Loss')
+
+    @property
+    def loss_options(self):
+        return {k: v for k, v in self.options.get('loss_kwargs', {}).items() if k != 'class_name'}
+
+    @property
+    def kimg(self):
+        """kimg reached: that of the last tick."""
+        return self.stats[-1]['Progress/kimg']['mean']
+
+    @property
+    def sec_per_kimg(self):
+        """Mean Timing/sec_per_kimg over the ticks after tick 0 (whose time includes the start-up), or tick 0's
+        when there is no other."""
+        rows = [row for row in self.stats if _finite(row.get('Timing/sec_per_kimg', {}).get('mean'))]
+        later = [row for row in rows if row.get('Progress/tick', {}).get('mean', 0) > 0] or rows
+        return statistics.fmean(row['Timing/sec_per_kimg']['mean'] for row in later) if later else math.nan
+
+    def series(self, key):
+        """[(kimg, mean of `key`)] over the ticks where `key` has a finite mean."""
+        return [(row['Progress/kimg']['mean'], row[key]['mean']) for row in self.stats
+                if _finite(row.get(key, {}).get('mean'))]
+
+    def score_gap(self):
+        """[(kimg, mean D(x) - mean D(G(z)))] per tick, from Loss/scores/real and Loss/scores/fake."""
+        return [(row['Progress/kimg']['mean'], row['Loss/scores/real']['mean'] - row['Loss/scores/fake']['mean'])
+                for row in self.stats
+                if _finite(row.get('Loss/scores/real', {}).get('mean'))
+                and _finite(row.get('Loss/scores/fake', {}).get('mean'))]
+
+    def stats_keys(self):
+        return {key for row in self.stats for key in row}
+
+    def fid_metric_names(self):
+        return sorted(path.name[len('metric-'):-len('.jsonl')] for path in self.path.glob('metric-fid*.jsonl'))
+
+    def snapshot_kimg(self, row):
+        """kimg of the tick a metric row belongs to (see the module docstring)."""
+        timestamp, last = row.get('timestamp'), self.stats[-1].get('timestamp')
+        if _finite(timestamp) and _finite(last) and timestamp <= last:
+            return next(r['Progress/kimg']['mean'] for r in self.stats if r.get('timestamp', 0) >= timestamp)
+        name = Path(row.get('snapshot_pkl') or '').name
+        try:
+            number = int(name[len('network-snapshot-'):-len('.pkl')])
+        except ValueError:
+            raise ReportError(f'{self.path}: metric row for snapshot {name!r} has no kimg (not computed during '
+                              'training, and not named network-snapshot-NNNNNN.pkl)') from None
+        snap_ticks = self.options.get('network_snapshot_ticks') or 1
+        candidates = [r for i, r in enumerate(self.stats)
+                      if round(r['Progress/kimg']['mean'] * 1000) // 1000 == number
+                      and (round(r['Progress/tick']['mean']) % snap_ticks == 0 or i == len(self.stats) - 1)]
+        return candidates[-1]['Progress/kimg']['mean'] if candidates else float(number)
+
+    def fid_curve(self, metric):
+        """[(kimg, value)] of metric-<metric>.jsonl sorted by kimg; of several rows for one tick, the newest."""
+        path = self.path / f'metric-{metric}.jsonl'
+        if not path.is_file():
+            return []
+        by_kimg = {}
+        for row in sorted(_read_jsonl(path), key=lambda r: r.get('timestamp', 0)):
+            results = row.get('results', {})
+            if metric in results:
+                value = results[metric]
+            elif len(results) == 1:
+                (value,) = results.values()
+            else:
+                raise ReportError(f'{path}: results {sorted(results)} hold no value named {metric!r}')
+            by_kimg[self.snapshot_kimg(row)] = value
+        return sorted(by_kimg.items())
+
+
+def find_runs(path):
+    """The run directories `path` names: itself, or the run directories directly inside it."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f'{path}: no such run directory')
+    if (path / 'training_options.json').is_file():
+        return [path]
+    inside = sorted(child for child in path.iterdir() if (child / 'training_options.json').is_file())
+    if not inside:
+        raise ReportError(f'{path}: not a training run directory (no training_options.json in it or in its '
+                          'subfolders)')
+    return inside
+
+
+def load_run(path):
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f'{path}: no such run directory')
+    options_path, stats_path = path / 'training_options.json', path / 'stats.jsonl'
+    if not options_path.is_file():
+        raise ReportError(f'{path}: no training_options.json, not a training run directory')
+    if not stats_path.is_file():
+        raise ReportError(f'{path}: no stats.jsonl (did the run finish its first tick?)')
+    stats = [row for row in _read_jsonl(stats_path) if _finite(row.get('Progress/kimg', {}).get('mean'))]
+    if not stats:
+        raise ReportError(f'{stats_path}: no stats rows with Progress/kimg')
+    return Run(path=path, options=json.loads(options_path.read_text()), stats=stats)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Labels.
+
+def short_class_name(class_name):
+    """plugins.atopk.Loss -> atopk, training.loss.StyleGAN2Loss -> StyleGAN2Loss (as train.py names run dirs)."""
+    parts = class_name.split('.')
+    return parts[-2] if parts[-1] in ('Loss', 'AugmentPipe') and len(parts) > 1 else parts[-1]
+
+
+def format_options(options, prefix=''):
+    """Sorted 'key=value' words; nested objects flattened as a.b=value, an empty one as its bare name."""
+    words = []
+    for key in sorted(options):
+        value, name = options[key], f'{prefix}{key}'
+        if isinstance(value, dict) and value:
+            words += format_options(value, prefix=f'{name}.')
+        elif isinstance(value, dict):  # an empty object: e.g. a method of plugins.Loss on with its defaults
+            words.append(name)
+        elif isinstance(value, float):
+            words.append(f'{name}={value:g}')
+        else:
+            words.append(f'{name}={json.dumps(value).strip(chr(34))}')
+    return words
+
+
+def upstream_pipe_label(kwargs):
+    """Name of an upstream AugmentPipe setup: its --augpipe name (bgc, blit, ...), then any other options."""
+    rest = {k: v for k, v in kwargs.items() if v != 0}
+    letters, names = '', []
+    for letter, name, keys in AUGPIPE_GROUPS:
+        if all(rest.get(key) == 1 for key in keys):
+            letters += letter
+            names.append(name)
+            for key in keys:
+                del rest[key]
+    label = names[0] if len(names) == 1 else letters
+    return ' '.join(([label] if label else []) + format_options(rest))
+
+
+def augmentation_label(options):
+    """noaug, 'ada bgc', 'ada(target=0.7) bgc', 'fixed(p=0.2) bgc', 'fixed(p=1) diffaug ...' ..."""
+    pipe = dict(options.get('augment_kwargs') or {})
+    if not pipe:
+        return 'noaug'
+    class_name = pipe.pop('class_name', UPSTREAM_PIPE)
+    target = options.get('ada_target')
+    if target is not None:
+        mode = 'ada' if target == 0.6 else f'ada(target={target:g})'
+    else:
+        mode = f'fixed(p={options.get("augment_p", 0):g})'
+    if class_name == UPSTREAM_PIPE:
+        return f'{mode} {upstream_pipe_label(pipe)}'.strip()
+    return ' '.join([mode, short_class_name(class_name)] + format_options(pipe))
+
+
+def dataset_label(options):
+    data = options.get('training_set_kwargs', {})
+    resolution = data.get('resolution')
+    words = [Path(str(data.get('path', '?'))).name]
+    if resolution:
+        words.append(f'{resolution}x{resolution}')
+    if data.get('max_size') is not None:
+        words.append(f'n={data["max_size"]}')
+    words += [flag for flag, key in (('xflip', 'xflip'), ('cond', 'use_labels')) if data.get(key)]
+    return ' '.join(words)
+
+
+def shared_loss_options(runs):
+    """Loss options that every run has, with the same value (shown once, not in each method label)."""
+    common = dict(runs[0].loss_options)
+    for run in runs[1:]:
+        common = {k: v for k, v in common.items() if k in run.loss_options and run.loss_options[k] == v}
+    return common
+
+
+def method_label(run, shared):
+    return ' '.join([short_class_name(run.loss_class)] +
+                    format_options({k: v for k, v in run.loss_options.items() if k not in shared}))
+
+
+def group_key(run):
+    return (run.loss_class, json.dumps(run.loss_options, sort_keys=True), augmentation_label(run.options),
+            dataset_label(run.options))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Table.
+
+def choose_metric(runs, requested=None):
+    """The FID metric name the report uses (see the module docstring); None when no run has one."""
+    counts = collections.Counter(name for run in runs for name in run.fid_metric_names())
+    if requested:
+        if not any((run.path / f'metric-{requested}.jsonl').is_file() for run in runs):
+            raise ReportError(f'--metric {requested}: no run has metric-{requested}.jsonl (FID metrics found: '
+                              f'{", ".join(sorted(counts)) or "none"})')
+        return requested
+    if not counts:
+        return None
+    if DEFAULT_METRIC in counts:
+        return DEFAULT_METRIC
+    return max(sorted(counts), key=counts.__getitem__)
+
+
+def summarize(run, metric, shared):
+    """The table's numbers for one run."""
+    curve = run.fid_curve(metric) if metric else []
+    best_kimg, best = min(curve, key=lambda point: point[1]) if curve else (math.nan, math.nan)
+    return dict(run=run.path, method=method_label(run, shared), augmentation=augmentation_label(run.options),
+                dataset=dataset_label(run.options), seed=run.seed, kimg=run.kimg, best_fid=best,
+                best_kimg=best_kimg, final_fid=curve[-1][1] if curve else math.nan, sec_per_kimg=run.sec_per_kimg)
+
+
+NUMERIC_FIELDS = ('kimg', 'best_fid', 'best_kimg', 'final_fid', 'sec_per_kimg')
+
+
+def aggregate(rows):
+    """Mean and sample standard deviation (n - 1) of each numeric field over `rows` (NaNs left out)."""
+    result = dict(rows[0], seeds=[row['seed'] for row in rows])
+    for field in NUMERIC_FIELDS:
+        values = [row[field] for row in rows if _finite(row[field])]
+        result[field] = (statistics.fmean(values) if values else math.nan,
+                         statistics.stdev(values) if len(values) > 1 else math.nan)
+    return result
+
+
+FORMATS = dict(kimg='{:.3g}', best_fid='{:.2f}', best_kimg='{:.3g}', final_fid='{:.2f}', sec_per_kimg='{:.1f}')
+
+
+def format_value(field, value):
+    if isinstance(value, tuple):
+        mean, std = value
+        if not _finite(mean):
+            return '–'
+        return FORMATS[field].format(mean) + (f' ± {FORMATS[field].format(std)}' if _finite(std) else '')
+    return FORMATS[field].format(value) if _finite(value) else '–'
+
+
+COLUMNS = ('method', 'augmentation', 'dataset', 'seed', 'kimg', 'best FID', 'best at kimg', 'final FID',
+           'sec/kimg', 'run')
+
+
+def table_line(row, out):
+    if 'seeds' in row:
+        seed = f'mean ± std of {len(row["seeds"])} (seeds {", ".join(map(str, row["seeds"]))})'
+        run = ''
+    else:
+        seed, run = str(row['seed']), f'`{os.path.relpath(row["run"], out)}`'
+    cells = [row['method'], row['augmentation'], row['dataset'], seed] + \
+        [format_value(field, row[field]) for field in NUMERIC_FIELDS] + [run]
+    if 'seeds' in row:
+        cells = [f'**{cell}**' if cell else cell for cell in cells]
+    return '| ' + ' | '.join(cell.replace('|', '\\|') for cell in cells) + ' |'
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plots.
+
+def mean_curve(curves):
+    """Mean and sample std (0 for one curve) over curves [(kimg, value)], at every kimg any of them has."""
+    by_kimg = collections.defaultdict(list)
+    for curve in curves:
+        for kimg, value in curve:
+            by_kimg[round(kimg, 6)].append(value)
+    kimgs = sorted(by_kimg)
+    means = [statistics.fmean(by_kimg[k]) for k in kimgs]
+    stds = [statistics.stdev(by_kimg[k]) if len(by_kimg[k]) > 1 else 0.0 for k in kimgs]
+    return np.array(kimgs), np.array(means), np.array(stds)
+
+
+def plot_panels(path, title, panels, ylabel_of=lambda key: key):
+    """One PNG with a panel per (key, {group label: [curves]}); each group drawn as its mean +- std."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
+    for axis, (key, groups) in zip(axes[:, 0], panels):
+        for label, curves in groups.items():
+            kimg, mean, std = mean_curve(curves)
+            line, = axis.plot(kimg, mean, marker='o' if len(kimg) <= 30 else None, markersize=3,
+                              label=f'{label} ({len(curves)} run{"s" * (len(curves) > 1)})')
+            if len(curves) > 1:
+                axis.fill_between(kimg, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        axis.set_xlabel('kimg')
+        axis.set_ylabel(ylabel_of(key))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize='small')
+    axes[0, 0].set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Report.
+
+@dataclasses.dataclass
+class Report:
+    path: Path              # report.md
+    metric: str             # FID metric used, or None
+    rows: list              # one dict per run (summarize)
+    aggregates: list        # one dict per group of several runs (aggregate)
+    plots: list             # [(file name, description)]
+
+
+def build_report(run_dirs, out, metric=None):
+    """Write report.md and the plots for the runs in `run_dirs` into `out`; returns a Report."""
+    runs = [load_run(path) for arg in run_dirs for path in find_runs(arg)]
+    if not runs:
+        raise ReportError('no run directories given')
+    metric = choose_metric(runs, metric)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shared = shared_loss_options(runs)
+    groups = collections.defaultdict(list)       # group key -> runs, in the order first seen
+    for run in runs:
+        groups[group_key(run)].append(run)
+    for members in groups.values():
+        members.sort(key=lambda run: (run.seed, str(run.path)))
+    labels = {key: f'{method_label(members[0], shared)} | {key[2]} | {key[3]}' for key, members in groups.items()}
+
+    rows, aggregates, lines = [], [], []
+    for members in groups.values():
+        group_rows = [summarize(run, metric, shared) for run in members]
+        rows += group_rows
+        lines += [table_line(row, out) for row in group_rows]
+        if len(group_rows) > 1:
+            aggregates.append(aggregate(group_rows))
+            lines.append(table_line(aggregates[-1], out))
+
+    plots = []
+
+    def add_plot(name, description, title, panels, **kwargs):
+        if panels:
+            plot_panels(out / name, title, panels, **kwargs)
+            plots.append((name, description))
+
+    def panel(key, curve_of, keep=lambda run: True):
+        by_group = {labels[k]: [curve_of(run) for run in members if keep(run)] for k, members in groups.items()}
+        by_group = {label: [c for c in curves if c] for label, curves in by_group.items()}
+        by_group = {label: curves for label, curves in by_group.items() if curves}
+        return [(key, by_group)] if by_group else []
+
+    if metric:
+        add_plot('fid.png', f'FID ({metric}) against kimg', f'FID ({metric})',
+                 panel(metric, lambda run: run.fid_curve(metric)))
+    add_plot('score-gap.png', 'score gap mean D(x) - mean D(G(z)) against kimg', 'Score gap',
+             panel('D(x) - D(G(z))', Run.score_gap))
+    add_plot('augment-p.png', f'augment probability p ({AUGMENT_KEY}) of the runs that augment',
+             'Augment probability p', panel(AUGMENT_KEY, lambda run: run.series(AUGMENT_KEY),
+                                            keep=lambda run: augmentation_label(run.options) != 'noaug'))
+    keys = sorted({key for run in runs for key in run.stats_keys()})
+    for prefix in CONTROLLER_PREFIXES:
+        panels = [item for key in keys if key.startswith(prefix)
+                  for item in panel(key, lambda run, key=key: run.series(key))]
+        name = prefix.rstrip('/')
+        add_plot(f'controllers-{name}.png', f'{name} controller stats ({", ".join(k for k, _ in panels)})',
+                 f'{name} controllers', panels)
+
+    text = ['# Training report', '',
+            f'{len(runs)} run(s) in {len(groups)} group(s) of (method, augmentation, dataset).', '']
+    if metric:
+        text.append(f'FID: `{metric}` (metric-{metric}.jsonl). Best FID is the lowest over the evaluated '
+                    'snapshots, at the kimg of that snapshot; final FID is that of the last evaluated snapshot.')
+    else:
+        text.append('FID: none of the runs has a metric-fid*.jsonl, so the FID columns are empty.')
+    text += ['', 'sec/kimg: mean of `Timing/sec_per_kimg` over the ticks after tick 0. Rows in bold: mean ± '
+             'sample standard deviation (n - 1) over the runs (seeds) of one group.', '']
+    if shared:
+        text += [f'Loss options shared by every run (left out of the method column): '
+                 f'{" ".join(format_options(shared))}.', '']
+    text += ['## Results', '', '| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS), *lines, '',
+             '## Plots', '', 'Lines are group means over seeds; the band is ± one standard deviation.', '']
+    text += [f'- [{description}]({name})' for name, description in plots]
+    text += ['']
+    text += [f'![{description}]({name})\n' for name, description in plots]
+    path = out / 'report.md'
+    path.write_text('\n'.join(text))
+    return Report(path=path, metric=metric, rows=rows, aggregates=aggregates, plots=plots)
+
+
+@click.command()
+@click.argument('run_dirs', nargs=-1, required=True, type=click.Path())
+@click.option('--out', required=True, type=click.Path(file_okay=False), help='Folder for report.md and the PNGs.')
+@click.option('--metric', default=None, help='FID metric name [default: fid50k_full, else the metric-fid*.jsonl '
+              'most runs have].')
+def main(run_dirs, out, metric):
+    """Write a Markdown table and plots comparing training runs (see the module docstring)."""
+    try:
+        report = build_report(run_dirs, out, metric)
+    except ReportError as err:
+        raise click.ClickException(str(err)) from None
+    print(f'{report.path}: {len(report.rows)} runs, {len(report.aggregates)} aggregated rows, FID metric '
+          f'{report.metric or "none"}, plots: {", ".join(name for name, _ in report.plots) or "none"}')
+
+
+if __name__ == '__main__':
+    main()

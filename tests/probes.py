@@ -1,0 +1,55 @@
+"""Loss classes that train.py builds by name in the reliability tests (tests/test_reliability.py) to observe or
+break a real run: per-rank controller logs, a kill in the middle of a snapshot write, non-finite logits."""
+
+import json
+import os
+import signal
+
+import torch
+from training.loss import StyleGAN2Loss
+
+from plugins.loss import Loss
+
+
+class RankRecordingLoss(Loss):
+    """plugins.Loss that appends its controller state at the start of every minibatch to
+    $PROBE_DIR/rank<rank>.jsonl: what each rank holds, to be compared across ranks."""
+
+    def _begin_minibatch(self, rank, world_size):
+        super()._begin_minibatch(rank, world_size)
+        heuristic = next(iter(self.heuristics.values()))
+        row = dict(minibatch=self.tracker.minibatches, nimg=self.tracker.nimg, batch=self.tracker.batch_size,
+                   p=float(heuristic.p), pending=[float(heuristic.pending_sign_sum), float(heuristic.pending_count)],
+                   k=self.methods['atopk'].k, p_host=self.p_host)
+        with open(os.path.join(os.environ['PROBE_DIR'], f'rank{rank}.jsonl'), 'a') as log:
+            log.write(json.dumps(row) + '\n')
+
+
+class _KillWhenPickled:
+    def __reduce__(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KilledInSecondSnapshotLoss(Loss):
+    """plugins.Loss whose state in the second snapshot kills the process while pickle.dump writes it."""
+
+    snapshots = 0
+
+    def state_dict(self):
+        self.snapshots += 1
+        state = super().state_dict()
+        return dict(state, probe=_KillWhenPickled()) if self.snapshots == 2 else state
+
+
+class NaNLogitsLoss(StyleGAN2Loss):
+    """Upstream's loss whose D logits turn NaN from the `nan_after`-th D call on."""
+
+    def __init__(self, nan_after=30, **kwargs):
+        super().__init__(**kwargs)
+        self.nan_after = nan_after
+        self.calls = 0
+
+    def run_D(self, img, c, sync):
+        self.calls += 1
+        logits = super().run_D(img, c, sync)
+        return logits * float('nan') if self.calls >= self.nan_after else logits

@@ -1,0 +1,226 @@
+"""End-to-end CPU tests of scripts/pretrain_finetune.py (the Primitives-PS pretrain / fine-tune / scratch protocol)."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from plugins.primitives.writer import write_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / 'scripts' / 'pretrain_finetune.py'
+SEED = 3
+PRETRAIN_KIMG = 0.1         # 25 iterations of batch 4 (--cfg cpu).
+FINETUNE_KIMG = 0.004       # One iteration: the fine-tuned networks are the pretrained ones plus one step.
+TRAIN_ARGS = ('--', '--cfg', 'cpu', '--metrics', 'none', '--workers', '1')
+ONE_ITERATION_BOUND = 4 * 0.0025  # Adam (betas 0, 0.99) moves a weight by <= ~1.4 lr per step, 2 steps per iteration.
+
+
+def run_script(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900, check=False)
+
+
+def succeed(*args):
+    result = run_script(*args)
+    assert result.returncode == 0, f'{result.stdout[-3000:]}\n{result.stderr[-3000:]}'
+    return result
+
+
+def only_run(stage_dir):
+    (run_dir,) = [path for path in stage_dir.iterdir() if path.is_dir()]
+    return run_dir
+
+
+def options(run_dir):
+    return json.loads((run_dir / 'training_options.json').read_text())
+
+
+def pixels(path):
+    return np.asarray(PIL.Image.open(path))
+
+
+def networks(run_dir):
+    import legacy  # pylint: disable=import-outside-toplevel  (upstream's, on sys.path by conftest.py)
+    (snapshot,) = run_dir.glob('network-snapshot-*.pkl')
+    with open(snapshot, 'rb') as file:
+        return legacy.load_network_pkl(file)
+
+
+def largest_difference(a, b):
+    b = dict(b.named_parameters())
+    return max(float((value - b[name]).abs().max()) for name, value in a.named_parameters())
+
+
+@pytest.fixture(scope='module')
+def target(tmp_path_factory):
+    """16 PinkNoise images at 16x16: a different dataset from the Primitives-PS pretraining set."""
+    path = tmp_path_factory.mktemp('target') / 'pink16.zip'
+    write_dataset(str(path), synth='pinknoise', count=16, resolution=16, seed=0, workers=1, progress=False)
+    return path
+
+
+@pytest.fixture(scope='module')
+def protocol(target, tmp_path_factory):
+    """One full run: pretrain 0.1 kimg on 16 Primitives-PS images, fine-tune and train from scratch 0.004 kimg."""
+    outdir = tmp_path_factory.mktemp('protocol') / 'out'
+    result = succeed('--target', target, '--outdir', outdir, '--count', 16, '--seed', SEED,
+                     '--pretrain-kimg', PRETRAIN_KIMG, '--finetune-kimg', FINETUNE_KIMG, *TRAIN_ARGS)
+    return outdir, result.stdout
+
+
+def test_runs_are_laid_out_and_reported(protocol, target):
+    outdir, stdout = protocol
+    assert sorted(p.name for p in outdir.iterdir()) == ['data', 'finetune', 'pretrain', 'scratch']
+    data = outdir / 'data' / f'primitives-ps-16-n16-seed{SEED}.zip'
+    assert [p.name for p in (outdir / 'data').iterdir()] == [data.name]
+    pretrain, finetune, scratch = (only_run(outdir / stage) for stage in ('pretrain', 'finetune', 'scratch'))
+    for line in (f'pretraining data:  {data}', f'pretraining run:   {pretrain}', f'fine-tune run:     {finetune}',
+                 f'from-scratch run:  {scratch}', 'No FID in metric-*.jsonl'):
+        assert line in stdout
+    pretrain_options = options(pretrain)
+    assert pretrain_options['training_set_kwargs']['path'] == str(data)
+    assert pretrain_options['training_set_kwargs']['max_size'] == 16
+    assert pretrain_options['total_kimg'] == PRETRAIN_KIMG
+    for run_dir in (finetune, scratch):
+        assert options(run_dir)['training_set_kwargs']['path'] == str(target)
+        assert options(run_dir)['total_kimg'] == FINETUNE_KIMG
+
+
+def test_finetune_resumes_from_the_last_pretraining_snapshot(protocol):
+    outdir, stdout = protocol
+    pretrain, finetune, scratch = (only_run(outdir / stage) for stage in ('pretrain', 'finetune', 'scratch'))
+    (snapshot,) = pretrain.glob('network-snapshot-*.pkl')
+    assert f'pretrained:        {snapshot}' in stdout
+    assert options(finetune)['resume_pkl'] == str(snapshot)
+    assert options(finetune)['resume_state'] == 'no'
+    log = (finetune / 'log.txt').read_text()
+    assert f'Resuming from "{snapshot}"' in log
+    assert 'Training state: not restored: --resume-state=no' in log
+    assert 'resume_pkl' not in options(scratch)
+    assert [options(run_dir)['random_seed'] for run_dir in (pretrain, finetune, scratch)] == [SEED] * 3
+
+
+def test_finetune_starts_from_the_pretrained_networks_and_scratch_from_fresh_ones(protocol):
+    outdir, _ = protocol
+    pretrain, finetune, scratch = (only_run(outdir / stage) for stage in ('pretrain', 'finetune', 'scratch'))
+    # Same seed, same grid latents: the fine-tune's G_ema renders at the start exactly what the pretrained G_ema
+    # rendered last, and the scratch run's initial G_ema what the pretraining run's initial one rendered.
+    np.testing.assert_array_equal(pixels(finetune / 'fakes_init.png'), pixels(pretrain / 'fakes000000.png'))
+    np.testing.assert_array_equal(pixels(scratch / 'fakes_init.png'), pixels(pretrain / 'fakes_init.png'))
+    assert not np.array_equal(pixels(finetune / 'fakes_init.png'), pixels(scratch / 'fakes_init.png'))
+    # After one iteration every weight of G and D is still within one iteration's reach of the pretrained one;
+    # the scratch run's are not.
+    pretrained, finetuned, fresh = networks(pretrain), networks(finetune), networks(scratch)
+    for name in ('G', 'D'):
+        assert largest_difference(finetuned[name], pretrained[name]) < ONE_ITERATION_BOUND
+        assert largest_difference(fresh[name], pretrained[name]) > 2 * ONE_ITERATION_BOUND
+
+
+def test_on_the_fly_pretraining_equals_pretraining_on_the_zip(protocol, target, tmp_path):
+    outdir, _ = protocol
+    result = succeed('--target', target, '--outdir', tmp_path / 'out', '--count', 16, '--seed', SEED, '--on-the-fly',
+                     '--pretrain-kimg', PRETRAIN_KIMG, '--finetune-kimg', FINETUNE_KIMG, '--skip-scratch', *TRAIN_ARGS)
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['finetune', 'pretrain']
+    pretrain = only_run(tmp_path / 'out' / 'pretrain')
+    data_options = options(pretrain)['training_set_kwargs']
+    assert data_options['class_name'] == 'plugins.primitives.dataset.SyntheticDataset'
+    assert data_options['path'] == f'synth:primitives-ps?n=16&res=16&seed={SEED}'
+    assert f'pretraining data:  {data_options["path"]}' in result.stdout
+    # The same images in the same order, so the same training, bit for bit.
+    zip_pretrain = only_run(outdir / 'pretrain')
+    for image in ('reals.png', 'fakes000000.png'):
+        np.testing.assert_array_equal(pixels(pretrain / image), pixels(zip_pretrain / image))
+    (snapshot,) = pretrain.glob('network-snapshot-*.pkl')
+    assert options(only_run(tmp_path / 'out' / 'finetune'))['resume_pkl'] == str(snapshot)
+
+
+def test_pretrained_skips_synthesis_and_pretraining(protocol, target, tmp_path):
+    outdir, _ = protocol
+    (snapshot,) = only_run(outdir / 'pretrain').glob('network-snapshot-*.pkl')
+    succeed('--target', target, '--outdir', tmp_path / 'out', '--pretrained', snapshot, '--seed', SEED,
+            '--finetune-kimg', FINETUNE_KIMG, '--skip-scratch', *TRAIN_ARGS)
+    assert [p.name for p in (tmp_path / 'out').iterdir()] == ['finetune']
+    finetune = only_run(tmp_path / 'out' / 'finetune')
+    assert options(finetune)['resume_pkl'] == str(snapshot)
+    np.testing.assert_array_equal(pixels(finetune / 'fakes_init.png'),
+                                  pixels(only_run(outdir / 'pretrain') / 'fakes000000.png'))
+
+
+def write_folder(path, size, mode='RGB', count=2):
+    path.mkdir()
+    for i in range(count):
+        PIL.Image.new(mode, size, color=i).save(path / f'img{i}.png')
+    return path
+
+
+def assert_refused(result, outdir, *fragments):
+    assert result.returncode == 2, result.stdout + result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert not outdir.exists()
+
+
+def test_missing_target_is_refused(tmp_path):
+    missing = tmp_path / 'missing.zip'
+    assert_refused(run_script('--target', missing, '--outdir', tmp_path / 'out', *TRAIN_ARGS), tmp_path / 'out',
+                   "Invalid value for '--target'", str(missing), 'does not exist')
+
+
+@pytest.mark.parametrize('size, mode, message', [((24, 24), 'RGB', '24x24 images'), ((16, 8), 'RGB', '16x8 images'),
+                                                 ((16, 16), 'L', '1-channel images')])
+def test_unusable_target_images_are_refused(tmp_path, size, mode, message):
+    target = write_folder(tmp_path / 'target', size, mode)
+    assert_refused(run_script('--target', target, '--outdir', tmp_path / 'out', *TRAIN_ARGS), tmp_path / 'out',
+                   "Invalid value for '--target'", str(target), message)
+
+
+def test_pretrained_network_of_another_resolution_is_refused(protocol, tmp_path):
+    outdir, _ = protocol
+    (snapshot,) = only_run(outdir / 'pretrain').glob('network-snapshot-*.pkl')
+    target = write_folder(tmp_path / 'target', (32, 32))
+    assert_refused(run_script('--target', target, '--outdir', tmp_path / 'out', '--pretrained', snapshot, *TRAIN_ARGS),
+                   tmp_path / 'out', 'train.py rejects the options of the fine-tune run: --resume: ',
+                   'holds a G for 16x16 images', '--data has 32x32')
+
+
+@pytest.mark.parametrize('args, messages', [
+    (('--', '--kimg', '5'), ["'--kimg' after \"--\": the script sets"]),
+    (('--', '--seed=1'), ["'--seed=1' after \"--\""]),
+    (('--', '--resume-state', 'yes'), ["'--resume-state' after \"--\""]),
+    (('--pretrained', 'missing.pkl', '--', '--cfg', 'cpu'), ['rejects the options of the fine-tune run: --resume: '
+                                                             'no such file']),
+    (('--', '--cfg', 'nosuch'), ["train.py rejects the options of the pretraining run: Invalid value for '--cfg': "
+                                 "'nosuch' is not one of"]),
+    (('--', '--cfg', 'cpu', '--loss', 'plugins.nosuch.Loss'), ["train.py rejects", "--loss: cannot import module "
+                                                               "'plugins.nosuch'"]),
+    (('--pretrained', 'x.pkl', '--count', '5'), ['--pretrained skips the pretraining, so --count would be ignored']),
+])
+def test_bad_options_are_refused_before_anything_is_written(target, tmp_path, args, messages):
+    assert_refused(run_script('--target', target, '--outdir', tmp_path / 'out', *args), tmp_path / 'out', *messages)
+
+
+def test_fid_report_compares_final_and_best(tmp_path):
+    spec = importlib.util.spec_from_file_location('pretrain_finetune', SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    runs = {'fine-tune': tmp_path / 'finetune', 'scratch': tmp_path / 'scratch'}
+    for (label, run_dir), fids in zip(runs.items(), ([30.0, 20.5, 25.0], [60.0, 50.0])):
+        run_dir.mkdir()
+        lines = [json.dumps({'results': {'fid50k_full': fid}, 'metric': 'fid50k_full',
+                             'snapshot_pkl': f'network-snapshot-{100 * i:06d}.pkl'}) for i, fid in enumerate(fids)]
+        (run_dir / 'metric-fid50k_full.jsonl').write_text('\n'.join(lines) + '\n')
+    (runs['scratch'] / 'metric-kid50k_full.jsonl').write_text(
+        json.dumps({'results': {'kid50k_full': 0.01}, 'metric': 'kid50k_full', 'snapshot_pkl': 'x.pkl'}) + '\n')
+    assert script.fid_report(runs) == [
+        'FID (lower is better):',
+        '  fid50k_full  fine-tune  final 25 (network-snapshot-000200.pkl)  best 20.5 (network-snapshot-000100.pkl)',
+        '  fid50k_full  scratch    final 50 (network-snapshot-000100.pkl)  best 50 (network-snapshot-000100.pkl)',
+    ]
+    (runs['fine-tune'] / 'metric-fid50k_full.jsonl').unlink()
+    assert script.fid_report(runs)[1] == '  fid50k_full  fine-tune  not computed'

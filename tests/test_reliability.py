@@ -1,0 +1,173 @@
+"""Reliability through the real train.py on the CPU: exact resume of the training and plugin state, equal controller
+state on two processes, snapshots that survive a kill, non-finite logits, and bad input refused before anything is
+written."""
+
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from tests.conftest import read_stats, run_upstream, train
+
+ADAPTIVE = {'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every', 'smoothing': 0.5}}
+COMMON = ['--aug', 'ada', '--loss', 'plugins.Loss', '--loss-kwargs', json.dumps(ADAPTIVE)]
+
+
+def load_snapshot(run_dir):
+    (snapshot,) = sorted(run_dir.glob('network-snapshot-*.pkl'))
+    with open(snapshot, 'rb') as f:
+        return pickle.load(f)
+
+
+def assert_same(a, b, path='state'):
+    """Nested dicts/lists/tuples of tensors, arrays and plain values are equal, bit for bit."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_same(a[key], b[key], f'{path}/{key}')
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for index, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f'{path}[{index}]')
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), path
+    else:
+        assert a == b, path
+
+
+@pytest.fixture(scope='module')
+def first_leg(tmp_path_factory, dataset16):
+    """16 minibatches of 4 (a multiple of ADA's and the heuristic's interval), ending in a snapshot."""
+    return train(tmp_path_factory.mktemp('first'), dataset16, '--kimg', 0.064, *COMMON)
+
+
+def test_resumed_run_continues_exactly_as_a_straight_run(tmp_path, dataset16, first_leg):
+    straight = load_snapshot(train(tmp_path / 'straight', dataset16, '--kimg', 0.128, *COMMON))
+    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    resumed_dir = train(tmp_path / 'resumed', dataset16, '--kimg', 0.128, '--resume', snapshot, *COMMON)
+    assert 'Training state: restored (kimg 0.064' in (resumed_dir / 'log.txt').read_text()
+    resumed = load_snapshot(resumed_dir)
+    assert straight['training_state']['cur_nimg'] == resumed['training_state']['cur_nimg'] == 128
+    assert straight['training_state']['loss_state']['tracker']['nimg'] == 128
+    assert_same(straight['training_state']['loss_state'], resumed['training_state']['loss_state'], 'loss_state')
+    assert_same(straight['training_state']['optimizers'], resumed['training_state']['optimizers'], 'optimizers')
+    assert torch.equal(straight['augment_pipe'].p, resumed['augment_pipe'].p)
+    for name in ['G', 'D', 'G_ema']:
+        assert_same(straight[name].state_dict(), resumed[name].state_dict(), name)
+    assert read_stats(resumed_dir)[0]['Progress/kimg']['mean'] > 0.064  # the counter went on from the snapshot
+
+
+def test_plain_upstream_snapshot_resumes_with_fresh_state_and_a_note(tmp_path, dataset16, first_leg):
+    snapshot = load_snapshot(first_leg)
+    del snapshot['training_state']
+    plain = tmp_path / 'plain.pkl'
+    with open(plain, 'wb') as f:
+        pickle.dump(snapshot, f)
+    run_dir = train(tmp_path / 'runs', dataset16, '--kimg', 0.008, '--resume', plain, *COMMON)
+    assert ('Training state: plain upstream snapshot without one; kimg, augment p and plugin state start fresh'
+            in (run_dir / 'log.txt').read_text())
+    assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 8
+    run_upstream('generate.py', '--network', plain, '--seeds', '0', '--outdir', tmp_path / 'images')
+    assert (tmp_path / 'images' / 'seed0000.png').exists()
+
+
+def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monkeypatch):
+    monkeypatch.setenv('PROBE_DIR', str(tmp_path))
+    options = {'atopk': {'speed_kimg': 0.02}, 'anda': {'speed_kimg': 0.02}}  # p moves 0.8 per adjustment
+    train(tmp_path / 'runs', dataset16, '--kimg', 0.1, '--gpus', 2, '--aug', 'noaug',
+          '--loss', 'tests.probes.RankRecordingLoss', '--loss-kwargs', json.dumps(options))
+    ranks = [[json.loads(line) for line in (tmp_path / f'rank{rank}.jsonl').read_text().splitlines()]
+             for rank in (0, 1)]
+    assert len(ranks[0]) == 25 and ranks[0] == ranks[1]
+    assert ranks[0][-1]['batch'] == 4 and ranks[0][-1]['nimg'] == 24 * 4
+    assert len({row['p'] for row in ranks[0]}) > 1  # the heuristic did move, identically on both ranks
+
+
+def test_a_kill_during_a_snapshot_write_leaves_the_previous_snapshot(tmp_path, dataset16):
+    result = run_upstream('train.py', '--outdir', tmp_path, '--data', dataset16, '--cfg', 'cpu', '--metrics', 'none',
+                          '--workers', 1, '--kimg', 0.2, '--aug', 'noaug', '--loss', 'tests.probes.KilledInSecondSnapshotLoss',
+                          check=False)
+    assert result.returncode != 0
+    (run_dir,) = tmp_path.iterdir()
+    assert [p.name for p in run_dir.glob('*.pkl')] == ['network-snapshot-000000.pkl']
+    assert (run_dir / 'network-snapshot-000000.pkl.tmp').exists()  # the interrupted write, under another name
+    snapshot = load_snapshot(run_dir)
+    assert snapshot['training_state']['cur_nimg'] == 4  # the first tick's, complete
+    run_upstream('generate.py', '--network', run_dir / 'network-snapshot-000000.pkl', '--seeds', '0',
+                 '--outdir', tmp_path / 'images')
+
+
+def test_non_finite_logits_stop_the_run_naming_the_quantity(tmp_path, dataset16):
+    result = run_upstream('train.py', '--outdir', tmp_path, '--data', dataset16, '--cfg', 'cpu', '--metrics', 'none',
+                          '--workers', 1, '--kimg', 0.2, '--aug', 'noaug', '--loss', 'tests.probes.NaNLogitsLoss',
+                          check=False)
+    assert result.returncode != 0
+    (run_dir,) = tmp_path.iterdir()
+    assert ('non-finite ' in result.stderr and 'Loss/scores/fake' in result.stderr and 'in tick 1 (kimg 0.1' in result.stderr
+            and 'Last complete snapshot: ' + str(run_dir / 'network-snapshot-000000.pkl') in result.stderr)
+    assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 4  # tick 0's, never replaced by a NaN one
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bad input: a usage error naming the value and what is allowed, and nothing written.
+
+def image_zip(path, images):
+    with zipfile.ZipFile(path, 'w') as archive:
+        for index, image in enumerate(images):
+            with archive.open(f'img{index:08d}.png', 'w') as f:
+                PIL.Image.fromarray(image).save(f, format='png')
+    return path
+
+
+@pytest.fixture(scope='module')
+def cpu_snapshot(first_leg):
+    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    return snapshot
+
+
+BAD_INPUT = [
+    ('anda lam', ['--loss', 'plugins.anda.Loss', '--loss-kwargs', '{"lam": 1.5}'], r'lam must lie in [0, 1), got 1.5'),
+    ('diggan weight type', ['--loss', 'plugins.diggan.Loss', '--loss-kwargs', '{"weight": "high"}'],
+     "option 'weight' of Loss must be of type float, got 'high'"),
+    ('atopk in combination', ['--loss', 'plugins.Loss', '--loss-kwargs', '{"atopk": {"mode": "best"}}'],
+     "mode must be one of 'adaptive', 'fixed', 'linear', 'worst'; got 'best'"),
+    ('diffaug policy', ['--aug', 'plugins.diffaug.AugmentPipe', '--aug-kwargs', '{"policy": "color,zoom"}'],
+     "unknown entries ['zoom']"),
+    ('unknown plugin', ['--loss', 'plugins.nosuch.Loss'], "--loss: cannot import module 'plugins.nosuch'"),
+    ('unknown pipe', ['--aug', 'plugins.diffaug.NoPipe'], "--aug: module 'plugins.diffaug' has no class 'NoPipe'"),
+    ('resume architecture', ['--cfg', 'auto', '--resume', 'SNAPSHOT'],
+     'has a different G architecture (35 tensors differ, e.g. synthesis.b4.const is [64, 4, 4] there, [512, 4, 4] here)'),
+    ('resume missing', ['--resume', 'MISSING'], '--resume: no such file: '),
+]
+
+
+@pytest.mark.parametrize('args, message', [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_option_or_snapshot_is_refused_before_writing(tmp_path, dataset16, cpu_snapshot, args, message):
+    args = [str(cpu_snapshot) if a == 'SNAPSHOT' else str(tmp_path / 'missing.pkl') if a == 'MISSING' else a
+            for a in args]
+    base = [] if '--cfg' in args else ['--cfg', 'cpu']
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, *base, *args, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / 'runs').exists()
+
+
+@pytest.mark.parametrize('shape, described', [
+    ((24, 24, 3), '24x24 images with 3 channels'),
+    ((16, 32, 3), '32x16 images with 3 channels'),
+    ((16, 16, 2), '16x16 images with 2 channels'),
+])
+def test_dataset_that_does_not_fit_is_refused_before_writing(tmp_path, shape, described):
+    pixels = np.random.default_rng(0).integers(0, 256, size=(4, *shape), dtype=np.uint8)
+    data = image_zip(tmp_path / 'bad.zip', pixels)
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'cpu', check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (f'--data: {data} holds {described}; training needs square images whose side is a power of two >= 4, '
+            f'with 1 or 3 channels') in result.stdout + result.stderr
+    assert not (tmp_path / 'runs').exists()

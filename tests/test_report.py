@@ -1,0 +1,146 @@
+"""scripts/report.py on real CPU training runs: upstream's loss with seeds 0 and 1, and ATop-k (0.2 kimg, 16x16).
+
+Real FID needs an Inception network, so the test writes synthetic metric-fid50k_full.jsonl files into the run
+directories: one row per tick, timestamped just before that tick's stats row (as the training loop writes them),
+and for the ATop-k run one more row dated after training (as calc_metrics.py writes it afterwards)."""
+
+import json
+import statistics
+import subprocess
+import sys
+
+import PIL.Image
+import pytest
+
+from scripts.report import ReportError, build_report, load_run
+from tests.conftest import ROOT, read_stats, train
+
+FIDS = {  # run name -> FID per tick (3 ticks: 0.004, 0.104, 0.204 kimg); best in the middle, so best != final
+    'base0': [150.0, 90.0, 110.0],
+    'base1': [140.0, 70.0, 95.0],
+    'atopk': [160.0, 100.0, 120.0],
+}
+ATOPK_LATER_FID = 80.0  # computed afterwards on network-snapshot-000000.pkl, last saved at the final tick
+
+
+def write_metric_rows(run_dir, fids):
+    rows = [{'results': {'fid50k_full': fid}, 'metric': 'fid50k_full', 'snapshot_pkl': 'network-snapshot-000000.pkl',
+             'timestamp': tick['timestamp'] - 1e-3} for tick, fid in zip(read_stats(run_dir), fids)]
+    (run_dir / 'metric-fid50k_full.jsonl').write_text(''.join(json.dumps(row) + '\n' for row in rows))
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory, dataset16):
+    root = tmp_path_factory.mktemp('report-runs')
+    common = ['--kimg', 0.2, '--aug', 'ada']
+    runs = {'base0': train(root / 'base0', dataset16, *common, '--seed', 0),
+            'base1': train(root / 'base1', dataset16, *common, '--seed', 1),
+            'atopk': train(root / 'atopk', dataset16, *common, '--seed', 0, '--loss', 'plugins.atopk.Loss')}
+    for name, run_dir in runs.items():
+        assert len(read_stats(run_dir)) == 3, name
+        write_metric_rows(run_dir, FIDS[name])
+    later = {'results': {'fid50k_full': ATOPK_LATER_FID}, 'metric': 'fid50k_full',
+             'snapshot_pkl': 'network-snapshot-000000.pkl', 'timestamp': read_stats(runs['atopk'])[-1]['timestamp'] + 60}
+    with open(runs['atopk'] / 'metric-fid50k_full.jsonl', 'a') as file:
+        file.write(json.dumps(later) + '\n')
+    return runs
+
+
+@pytest.fixture(scope='module')
+def report(runs, tmp_path_factory):
+    return build_report([runs['base0'], runs['atopk'], runs['base1']], tmp_path_factory.mktemp('report'))
+
+
+def expected(run_dir, fids):
+    """The table's numbers, computed here from stats.jsonl and the FIDs written above."""
+    stats = read_stats(run_dir)
+    kimgs = [row['Progress/kimg']['mean'] for row in stats]
+    best = min(range(len(fids)), key=fids.__getitem__)
+    return dict(kimg=kimgs[-1], best_fid=fids[best], best_kimg=kimgs[best], final_fid=fids[-1],
+                sec_per_kimg=statistics.fmean(row['Timing/sec_per_kimg']['mean'] for row in stats[1:]))
+
+
+def table_lines(report):
+    return [line for line in report.path.read_text().splitlines() if line.startswith('| ') and '---' not in line]
+
+
+def test_rows_match_the_runs_files(report, runs):
+    by_run = {row['run']: row for row in report.rows}
+    assert set(by_run) == set(runs.values())
+    atopk_fids = FIDS['atopk'][:2] + [ATOPK_LATER_FID]  # the later row replaces the final tick's
+    for name, run_dir in runs.items():
+        row, want = by_run[run_dir], expected(run_dir, atopk_fids if name == 'atopk' else FIDS[name])
+        for field, value in want.items():
+            assert row[field] == pytest.approx(value), (name, field)
+        assert row['seed'] == (1 if name == 'base1' else 0)
+        assert row['method'] == ('atopk' if name == 'atopk' else 'StyleGAN2Loss')
+        assert row['augmentation'] == 'ada bgc' and row['dataset'] == 'primitives16.zip 16x16 n=16'
+    assert report.metric == 'fid50k_full'
+
+
+def test_markdown_table_has_each_run_and_the_seed_aggregate(report, runs):
+    header, *lines = table_lines(report)
+    assert header.split(' | ')[0] == '| method' and 'best FID' in header and 'sec/kimg' in header
+    assert len(lines) == 4  # three runs, then one aggregate for the two baseline seeds
+    for name in ('base0', 'base1', 'atopk'):
+        (line,) = [line for line in lines if f'{runs[name].parent.name}/{runs[name].name}' in line]
+        cells = [cell.strip() for cell in line.strip('|').split('|')]
+        want = expected(runs[name], FIDS[name] if name != 'atopk' else FIDS['atopk'][:2] + [ATOPK_LATER_FID])
+        assert cells[4:9] == [f'{want["kimg"]:.3g}', f'{want["best_fid"]:.2f}', f'{want["best_kimg"]:.3g}',
+                              f'{want["final_fid"]:.2f}', f'{want["sec_per_kimg"]:.1f}']
+
+    (aggregate,) = report.aggregates
+    assert aggregate['seeds'] == [0, 1] and aggregate['method'] == 'StyleGAN2Loss'
+    bests = [min(FIDS['base0']), min(FIDS['base1'])]
+    finals = [FIDS['base0'][-1], FIDS['base1'][-1]]
+    assert aggregate['best_fid'] == pytest.approx((statistics.fmean(bests), statistics.stdev(bests)))
+    assert aggregate['final_fid'] == pytest.approx((statistics.fmean(finals), statistics.stdev(finals)))
+    speeds = [expected(runs[name], FIDS[name])['sec_per_kimg'] for name in ('base0', 'base1')]
+    (line,) = [line for line in lines if 'mean ± std of 2' in line]
+    assert f'{statistics.fmean(bests):.2f} ± {statistics.stdev(bests):.2f}' in line
+    assert f'{statistics.fmean(finals):.2f} ± {statistics.stdev(finals):.2f}' in line
+    assert f'{statistics.fmean(speeds):.1f} ± {statistics.stdev(speeds):.1f}' in line
+    assert lines.index(line) == 2  # right after the group's own rows
+    assert 'r1_gamma=' in report.path.read_text()  # the shared loss option, stated once
+
+
+def test_score_gap_is_real_minus_fake_per_tick(runs):
+    stats = read_stats(runs['base0'])
+    kimgs, gaps = zip(*load_run(runs['base0']).score_gap())
+    assert kimgs == tuple(row['Progress/kimg']['mean'] for row in stats)
+    assert gaps == pytest.approx([row['Loss/scores/real']['mean'] - row['Loss/scores/fake']['mean'] for row in stats])
+
+
+def test_plots_exist_are_images_and_are_linked(report):
+    names = [name for name, _ in report.plots]
+    assert names == ['fid.png', 'score-gap.png', 'augment-p.png', 'controllers-ATopk.png']
+    text = report.path.read_text()
+    for name in names:
+        path = report.path.parent / name
+        assert path.stat().st_size > 0 and f']({name})' in text
+        with PIL.Image.open(path) as image:
+            image.verify()
+            assert image.format == 'PNG' and min(image.size) > 100
+    controllers = dict(report.plots)['controllers-ATopk.png']
+    assert 'ATopk/k' in controllers and 'ATopk/p' in controllers
+
+
+def test_bad_input_names_the_bad_path(tmp_path, runs):
+    with pytest.raises(ReportError, match='missing-run'):
+        build_report([tmp_path / 'missing-run'], tmp_path / 'out')
+    no_stats = tmp_path / 'no-stats'
+    no_stats.mkdir()
+    (no_stats / 'training_options.json').write_text((runs['base0'] / 'training_options.json').read_text())
+    with pytest.raises(ReportError, match='no-stats.*no stats.jsonl'):
+        build_report([no_stats], tmp_path / 'out')
+    with pytest.raises(ReportError, match='--metric fid1k: no run has metric-fid1k.jsonl.*found: fid50k_full'):
+        build_report([runs['base0']], tmp_path / 'out', metric='fid1k')
+    result = subprocess.run([sys.executable, 'scripts/report.py', str(tmp_path / 'missing-run'), '--out',
+                             str(tmp_path / 'out')], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and 'missing-run: no such run directory' in result.stderr
+
+
+def test_an_outdir_stands_for_its_run_directories(runs, tmp_path):
+    report = build_report([runs['base0'].parent, runs['base1'].parent], tmp_path / 'out', metric='fid50k_full')
+    assert [row['run'] for row in report.rows] == [runs['base0'], runs['base1']]
+    assert [name for name, _ in report.plots] == ['fid.png', 'score-gap.png', 'augment-p.png']
