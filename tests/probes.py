@@ -18,9 +18,9 @@ class RankRecordingLoss(Loss):
     def _begin_minibatch(self, rank, world_size):
         super()._begin_minibatch(rank, world_size)
         heuristic = next(iter(self.heuristics.values()))
+        # Not the heuristic's pending sums: each rank holds its own until they are all-reduced at an adjustment.
         row = dict(minibatch=self.tracker.minibatches, nimg=self.tracker.nimg, batch=self.tracker.batch_size,
-                   p=float(heuristic.p), pending=[float(heuristic.pending_sign_sum), float(heuristic.pending_count)],
-                   k=self.methods['atopk'].k, p_host=self.p_host)
+                   p=float(heuristic.p), k=self.methods['atopk'].k, p_host=self.p_host)
         with open(os.path.join(os.environ['PROBE_DIR'], f'rank{rank}.jsonl'), 'a') as log:
             log.write(json.dumps(row) + '\n')
 

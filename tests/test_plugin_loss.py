@@ -1,6 +1,7 @@
 """plugins.Loss, the combination of ATop-k, ANDA and DigGAN: presets equal the combination with one method, a method
 switched off equals its absence, one shared heuristic, option errors, and train.py runs of every pair and the
-triple (which also cover DigGAN's two cadences and every --aug mode)."""
+triple (which also cover DigGAN's two cadences and every --aug mode: DiffAugment, ada, fixed; noaug is in the
+single-method tests)."""
 
 import copy
 import json
@@ -129,7 +130,7 @@ def test_state_dict_restores_every_method():
 # train.py runs.
 
 RUNS = [
-    ({'atopk': {}, 'anda': {}}, ['--aug', 'noaug'], ['ATopk', 'ANDA']),
+    ({'atopk': {}, 'anda': {}}, ['--aug', 'plugins.diffaug.AugmentPipe'], ['ATopk', 'ANDA']),
     ({'atopk': {'mode': 'fixed', 'k': 2}, 'diggan': {'weight': 10}}, ['--aug', 'ada'], ['ATopk', 'DigGAN']),
     ({'anda': {'estimator': 'weighted'}, 'diggan': {'cadence': 'every', 'wrt': 'after'}}, ['--aug', 'ada'],
      ['ANDA', 'DigGAN']),

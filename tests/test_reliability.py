@@ -109,8 +109,9 @@ def test_non_finite_logits_stop_the_run_naming_the_quantity(tmp_path, dataset16)
                           check=False)
     assert result.returncode != 0
     (run_dir,) = tmp_path.iterdir()
-    assert ('non-finite ' in result.stderr and 'Loss/scores/fake' in result.stderr and 'in tick 1 (kimg 0.1' in result.stderr
-            and 'Last complete snapshot: ' + str(run_dir / 'network-snapshot-000000.pkl') in result.stderr)
+    output = result.stdout + result.stderr  # upstream's logger sends stderr to stdout and log.txt
+    assert ('non-finite ' in output and 'Loss/scores/fake' in output and 'in tick 1 (kimg 0.1' in output
+            and 'Last complete snapshot: ' + str(run_dir / 'network-snapshot-000000.pkl') in output)
     assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 4  # tick 0's, never replaced by a NaN one
 
 
@@ -161,7 +162,7 @@ def test_bad_option_or_snapshot_is_refused_before_writing(tmp_path, dataset16, c
 @pytest.mark.parametrize('shape, described', [
     ((24, 24, 3), '24x24 images with 3 channels'),
     ((16, 32, 3), '32x16 images with 3 channels'),
-    ((16, 16, 2), '16x16 images with 2 channels'),
+    ((16, 16, 4), '16x16 images with 4 channels'),
 ])
 def test_dataset_that_does_not_fit_is_refused_before_writing(tmp_path, shape, described):
     pixels = np.random.default_rng(0).integers(0, 256, size=(4, *shape), dtype=np.uint8)
@@ -170,4 +171,13 @@ def test_dataset_that_does_not_fit_is_refused_before_writing(tmp_path, shape, de
     assert result.returncode == 2, result.stdout + result.stderr
     assert (f'--data: {data} holds {described}; training needs square images whose side is a power of two >= 4, '
             f'with 1 or 3 channels') in result.stdout + result.stderr
+    assert not (tmp_path / 'runs').exists()
+
+
+def test_dataset_that_cannot_be_decoded_is_refused_before_writing(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, size=(4, 16, 16, 2), dtype=np.uint8)  # grey + alpha
+    data = image_zip(tmp_path / 'bad.zip', pixels)
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'cpu', check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f'--data: cannot read the images of {data}: RuntimeError: pyspng' in result.stdout + result.stderr
     assert not (tmp_path / 'runs').exists()
