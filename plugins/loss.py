@@ -86,17 +86,6 @@ def _parse_methods(atopk, anda, diggan, shared_heuristic):
     return parsed
 
 
-def _on_cpu(state):
-    """A copy of a nest of dicts, lists and tuples whose tensors are detached CPU copies."""
-    if isinstance(state, torch.Tensor):
-        return state.detach().to('cpu', copy=True)
-    if isinstance(state, dict):
-        return {key: _on_cpu(value) for key, value in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(_on_cpu(value) for value in state)
-    return state
-
-
 class Loss(StyleGAN2Loss):
     """StyleGAN2's loss (upstream's terms and regularisers, unchanged) with any subset of three methods, each acting
     on its own term:
@@ -319,16 +308,15 @@ class Loss(StyleGAN2Loss):
     # State.
 
     def state_dict(self):
-        """Everything that adapts during training (not the networks), for exact resume; tensors on the CPU, so a
-        snapshot holding it loads anywhere (train.py saves it in every snapshot, see patch 0008)."""
-        state = {
+        """Everything that adapts during training (not the networks), as copies, for exact resume; the training
+        loop saves it in every snapshot, copied to the CPU (patch 0008)."""
+        return {
             'methods': {name: method.state_dict() for name, method in self.methods.items()},
-            'heuristics': {name: dict(h.state_dict()) for name, h in self.heuristics.items()},
+            'heuristics': {name: {k: v.clone() for k, v in h.state_dict().items()} for name, h in self.heuristics.items()},
             'p_host': dict(self.p_host),
             'tracker': self.tracker.state_dict(),
-            'pl_mean': self.pl_mean,
+            'pl_mean': self.pl_mean.detach().clone(),
         }
-        return _on_cpu(state)
 
     def load_state_dict(self, state):
         """Restore `state_dict()` of a loss with the same methods on; raises ValueError otherwise."""

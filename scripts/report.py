@@ -50,12 +50,18 @@ class ReportError(ValueError):
 
 
 def _read_jsonl(path):
+    """The rows of a JSON-lines file. A last line without its newline that does not parse is a row whose write
+    was interrupted (a killed run): it is left out; any other bad line is an error."""
+    text = path.read_text()
+    lines = text.splitlines()
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
+                if number == len(lines) and not text.endswith('\n'):
+                    break
                 raise ReportError(f'{path}, line {number}: not JSON ({err})') from None
     return rows
 

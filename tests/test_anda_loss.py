@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import read_stats, train
-from tests.tiny import Batches, make_loss, one_thread, run_minibatch, tiny_networks  # noqa: F401 (autouse fixture)
+from tests.tiny import Batches, make_loss, one_thread, phase_gradients, run_minibatch, tiny_networks  # noqa: F401 (autouse fixture)
 
 
 class RecordingD(torch.nn.Module):
@@ -77,18 +77,10 @@ def test_alpha_one_is_the_upstream_loss_exactly(estimator):
     anda = make_loss(G, D, 'plugins.anda.Loss', estimator=estimator, lam=0.5)
     anda.heuristics['anda'].p.fill_(1.0)
     upstream = StyleGAN2Loss(device=torch.device('cpu'), G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, r1_gamma=0.1)
-    real, real_c, z, c = Batches(batch=4, batch_gpu=4).next()
-
-    def grads(loss, phase, module):
-        G.requires_grad_(module is G)
-        D.requires_grad_(module is D)
-        module.zero_grad(set_to_none=True)
-        torch.manual_seed(7)
-        loss.accumulate_gradients(phase, real[0], real_c[0], z[0], c[0], sync=True, gain=1)
-        return [p.grad.clone() for p in module.parameters()]
-
-    for phase, module in [('Gmain', G), ('Dmain', D), ('Dreg', D), ('Dboth', D)]:
-        for ours, theirs in zip(grads(anda, phase, module), grads(upstream, phase, module)):
+    batch = Batches(batch=4, batch_gpu=4).next()
+    for phase in ['Gmain', 'Dmain', 'Dreg', 'Dboth']:
+        for ours, theirs in zip(phase_gradients(anda, G, D, batch, phase),
+                                phase_gradients(upstream, G, D, batch, phase)):
             torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 

@@ -5,7 +5,7 @@ and option errors. train.py runs with each cadence are in test_plugin_loss.py.""
 import pytest
 import torch
 
-from tests.tiny import Batches, make_loss, one_thread, tiny_networks  # noqa: F401 (autouse fixture)
+from tests.tiny import Batches, make_loss, one_thread, phase_gradients, tiny_networks  # noqa: F401 (autouse fixture)
 
 
 class RecordingPipe(torch.nn.Module):
@@ -95,18 +95,10 @@ def test_weight_zero_is_the_upstream_loss_exactly():
     G, D = tiny_networks()
     diggan = make_loss(G, D, 'plugins.diggan.Loss', weight=0.0, cadence='every')
     upstream = StyleGAN2Loss(device=torch.device('cpu'), G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, r1_gamma=0.1)
-    real, real_c, z, c = Batches(batch=4, batch_gpu=4).next()
-
-    def grads(loss, phase, module):
-        G.requires_grad_(module is G)
-        D.requires_grad_(module is D)
-        module.zero_grad(set_to_none=True)
-        torch.manual_seed(7)
-        loss.accumulate_gradients(phase, real[0], real_c[0], z[0], c[0], sync=True, gain=1)
-        return [p.grad.clone() for p in module.parameters()]
-
-    for phase, module in [('Gmain', G), ('Greg', G), ('Dmain', D), ('Dreg', D), ('Dboth', D)]:
-        for ours, theirs in zip(grads(diggan, phase, module), grads(upstream, phase, module)):
+    batch = Batches(batch=4, batch_gpu=4).next()
+    for phase in ['Gmain', 'Greg', 'Dmain', 'Dreg', 'Dboth']:
+        for ours, theirs in zip(phase_gradients(diggan, G, D, batch, phase),
+                                phase_gradients(upstream, G, D, batch, phase)):
             torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 

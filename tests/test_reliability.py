@@ -89,12 +89,17 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
     assert len({row['p'] for row in ranks[0]}) > 1  # the heuristic did move, identically on both ranks
 
 
-def test_a_kill_during_a_snapshot_write_leaves_the_previous_snapshot(tmp_path, dataset16):
+def failing_run(tmp_path, dataset16, loss_class):
+    """A 0.2-kimg CPU run with a probe loss that must end it; returns (its process result, its run directory)."""
     result = run_upstream('train.py', '--outdir', tmp_path, '--data', dataset16, '--cfg', 'cpu', '--metrics', 'none',
-                          '--workers', 1, '--kimg', 0.2, '--aug', 'noaug', '--loss', 'tests.probes.KilledInSecondSnapshotLoss',
-                          check=False)
+                          '--workers', 1, '--kimg', 0.2, '--aug', 'noaug', '--loss', loss_class, check=False)
     assert result.returncode != 0
     (run_dir,) = tmp_path.iterdir()
+    return result, run_dir
+
+
+def test_a_kill_during_a_snapshot_write_leaves_the_previous_snapshot(tmp_path, dataset16):
+    result, run_dir = failing_run(tmp_path, dataset16, 'tests.probes.KilledInSecondSnapshotLoss')
     assert [p.name for p in run_dir.glob('*.pkl')] == ['network-snapshot-000000.pkl']
     assert (run_dir / 'network-snapshot-000000.pkl.tmp').exists()  # the interrupted write, under another name
     snapshot = load_snapshot(run_dir)
@@ -104,11 +109,7 @@ def test_a_kill_during_a_snapshot_write_leaves_the_previous_snapshot(tmp_path, d
 
 
 def test_non_finite_logits_stop_the_run_naming_the_quantity(tmp_path, dataset16):
-    result = run_upstream('train.py', '--outdir', tmp_path, '--data', dataset16, '--cfg', 'cpu', '--metrics', 'none',
-                          '--workers', 1, '--kimg', 0.2, '--aug', 'noaug', '--loss', 'tests.probes.NaNLogitsLoss',
-                          check=False)
-    assert result.returncode != 0
-    (run_dir,) = tmp_path.iterdir()
+    result, run_dir = failing_run(tmp_path, dataset16, 'tests.probes.NaNLogitsLoss')
     output = result.stdout + result.stderr  # upstream's logger sends stderr to stdout and log.txt
     assert ('non-finite ' in output and 'Loss/scores/fake' in output and 'in tick 1 (kimg 0.1' in output
             and 'Last complete snapshot: ' + str(run_dir / 'network-snapshot-000000.pkl') in output)

@@ -144,3 +144,15 @@ def test_an_outdir_stands_for_its_run_directories(runs, tmp_path):
     report = build_report([runs['base0'].parent, runs['base1'].parent], tmp_path / 'out', metric='fid50k_full')
     assert [row['run'] for row in report.rows] == [runs['base0'], runs['base1']]
     assert [name for name, _ in report.plots] == ['fid.png', 'score-gap.png', 'augment-p.png']
+
+
+def test_a_row_cut_by_a_kill_is_left_out_and_other_bad_rows_are_errors(tmp_path):
+    from scripts.report import _read_jsonl
+    rows = [{'Progress/kimg': {'mean': 0.1}}, {'Progress/kimg': {'mean': 0.2}}]
+    path = tmp_path / 'stats.jsonl'
+    complete = ''.join(json.dumps(row) + '\n' for row in rows)
+    path.write_text(complete + json.dumps(rows[0])[:20])  # the last write interrupted
+    assert _read_jsonl(path) == rows
+    path.write_text(json.dumps(rows[0])[:20] + '\n' + complete)
+    with pytest.raises(ReportError, match='stats.jsonl, line 1: not JSON'):
+        _read_jsonl(path)

@@ -64,3 +64,15 @@ def run_minibatch(loss, batches, phases=('Gmain', 'Dmain')):
         for round_index in range(len(real)):
             loss.accumulate_gradients(phase, real[round_index], real_c[round_index], z[round_index], c[round_index],
                                       sync=round_index == len(real) - 1, gain=1)
+
+
+def phase_gradients(loss, G, D, batch, phase, seed=7):
+    """The gradients one phase call leaves on the module it trains (G or D), with a fixed seed."""
+    real, real_c, z, c = batch
+    module = G if phase.startswith('G') else D
+    G.requires_grad_(module is G)
+    D.requires_grad_(module is D)
+    module.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    loss.accumulate_gradients(phase, real[0], real_c[0], z[0], c[0], sync=True, gain=1)
+    return [p.grad.clone() for p in module.parameters()]
