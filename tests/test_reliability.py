@@ -77,6 +77,14 @@ def test_plain_upstream_snapshot_resumes_with_fresh_state_and_a_note(tmp_path, d
     assert (tmp_path / 'images' / 'seed0000.png').exists()
 
 
+def test_a_snapshot_from_another_batch_resumes_with_fresh_state_and_a_note(tmp_path, dataset16, first_leg):
+    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    run_dir = train(tmp_path, dataset16, '--kimg', 0.008, '--batch', 8, '--resume', snapshot, *COMMON)
+    assert ('Training state: saved with batch and batch-gpu (4, 4), this run has (8, 8); kimg, augment p and '
+            'plugin state start fresh' in (run_dir / 'log.txt').read_text())
+    assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 8
+
+
 def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monkeypatch):
     monkeypatch.setenv('PROBE_DIR', str(tmp_path))
     options = {'atopk': {'speed_kimg': 0.02}, 'anda': {'speed_kimg': 0.02}}  # p moves 0.8 per adjustment
