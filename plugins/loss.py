@@ -233,11 +233,6 @@ class Loss(StyleGAN2Loss):
         training_stats.report('Loss/signs/fake', gen_logits.sign())
         return loss_Dgen, gen_logits, fake_norms
 
-    def _diggan_fake_norms(self, gen_z, gen_c, diggan):
-        """DigGAN's fake gradient norms in a phase without D's fake term (lazy cadence): one more D pass."""
-        gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
-        return self._fake_norms(gen_img, gen_c, diggan)[1]
-
     def _fake_norms(self, images, c, diggan):
         """(D's logits of images, DigGAN's per-image input-gradient norms), the images detached from G."""
         logits, before, after = self._run_D_for_input_grads(images, c, sync=False, wrt=diggan.wrt)
@@ -259,9 +254,10 @@ class Loss(StyleGAN2Loss):
             if diggan is None:
                 with torch.autograd.profiler.record_function('Dgen_backward'):
                     loss_Dgen.mean().mul(gain).backward()
-        elif diggan is not None:
+        elif diggan is not None:  # lazy cadence: DigGAN's fakes need one more D pass
             with torch.autograd.profiler.record_function('Dgap_fake_forward'):
-                fake_norms = self._diggan_fake_norms(gen_z, gen_c, diggan)
+                gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
+                _logits, fake_norms = self._fake_norms(gen_img, gen_c, diggan)
 
         # Dmain: maximize logits for real images. Dr1: R1. DigGAN: the gap, sharing R1's input gradient.
         if do_Dmain or do_Dr1 or diggan is not None:
