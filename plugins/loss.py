@@ -124,9 +124,13 @@ class Loss(StyleGAN2Loss):
         self.tracker = MinibatchTracker()
 
     @staticmethod
-    def check_options(atopk=None, anda=None, diggan=None, shared_heuristic=True, **upstream_options):
-        """Validate the methods' options (upstream's own are left to upstream); raises ValueError."""
-        _parse_methods(atopk, anda, diggan, shared_heuristic)
+    def check_options(atopk=None, anda=None, diggan=None, shared_heuristic=True, augment_pipe=None,
+                      **upstream_options):
+        """Validate the methods' options (upstream's own are left to upstream); raises ValueError. train.py also
+        passes `augment_pipe`, whether the run will have one, for the options that need it."""
+        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic)
+        if augment_pipe is False and 'anda' in parsed:
+            ANDA(**parsed['anda'][0]).check_augment_pipe(None)
 
     def _method(self, name):
         """The method if it is on and active (ANDA with lam 0 and DigGAN with weight 0 are off)."""

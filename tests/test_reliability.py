@@ -149,6 +149,8 @@ BAD_INPUT = [
      "mode must be one of 'adaptive', 'fixed', 'linear', 'worst'; got 'best'"),
     ('diffaug policy', ['--aug', 'plugins.diffaug.AugmentPipe', '--aug-kwargs', '{"policy": "color,zoom"}'],
      "unknown entries ['zoom']"),
+    ('anda alpha ada without a pipe', ['--loss', 'plugins.anda.Loss', '--loss-kwargs', '{"alpha": "ada"}', '--aug', 'noaug'],
+     "--loss: ANDA alpha='ada' follows the augment pipe's p, but this run has no augment pipe"),
     ('unknown plugin', ['--loss', 'plugins.nosuch.Loss'], "--loss: cannot import module 'plugins.nosuch'"),
     ('unknown pipe', ['--aug', 'plugins.diffaug.NoPipe'], "--aug: module 'plugins.diffaug' has no class 'NoPipe'"),
     ('resume architecture', ['--cfg', 'auto', '--resume', 'SNAPSHOT'],

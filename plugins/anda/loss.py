@@ -23,5 +23,5 @@ class Loss(PluginLoss):
 
     @staticmethod
     def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      **anda):
-        PluginLoss.check_options(anda=anda)
+                      augment_pipe=None, **anda):
+        PluginLoss.check_options(anda=anda, augment_pipe=augment_pipe)

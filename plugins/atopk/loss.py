@@ -21,5 +21,5 @@ class Loss(PluginLoss):
 
     @staticmethod
     def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      **atopk):
-        PluginLoss.check_options(atopk=atopk)
+                      augment_pipe=None, **atopk):
+        PluginLoss.check_options(atopk=atopk, augment_pipe=augment_pipe)

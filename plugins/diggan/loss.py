@@ -18,5 +18,5 @@ class Loss(PluginLoss):
 
     @staticmethod
     def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      **diggan):
-        PluginLoss.check_options(diggan=diggan)
+                      augment_pipe=None, **diggan):
+        PluginLoss.check_options(diggan=diggan, augment_pipe=augment_pipe)
