@@ -5,7 +5,6 @@ import json
 import os
 import signal
 
-import torch
 from training.loss import StyleGAN2Loss
 
 from plugins.loss import Loss

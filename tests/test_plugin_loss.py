@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import read_stats, train
-from tests.tiny import Batches, OffsetD, make_loss, one_thread, tiny_networks  # noqa: F401 (autouse fixture)
+from tests.tiny import Batches, make_loss, one_thread, tiny_networks  # noqa: F401 (autouse fixture)
 
 SCHEDULE = [('Gmain', 1), ('Greg', 4), ('Dmain', 1), ('Dreg', 4)]  # (phase, every n-th minibatch)
 
