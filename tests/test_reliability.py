@@ -85,6 +85,16 @@ def test_a_snapshot_from_another_batch_resumes_with_fresh_state_and_a_note(tmp_p
     assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 8
 
 
+def test_resume_state_yes_restores_the_state_on_other_data(tmp_path, first_leg):
+    from plugins.primitives.writer import write_dataset
+    other = tmp_path / 'pink16.zip'
+    write_dataset(str(other), synth='pinknoise', count=16, resolution=16, seed=1, workers=1, progress=False)
+    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    run_dir = train(tmp_path / 'runs', other, '--kimg', 0.068, '--resume', snapshot, '--resume-state', 'yes', *COMMON)
+    assert 'Training state: restored (kimg 0.064' in (run_dir / 'log.txt').read_text()
+    assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 68
+
+
 def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monkeypatch):
     monkeypatch.setenv('PROBE_DIR', str(tmp_path))
     options = {'atopk': {'speed_kimg': 0.02}, 'anda': {'speed_kimg': 0.02}}  # p moves 0.8 per adjustment
