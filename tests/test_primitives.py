@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import pickle
+import subprocess
 import sys
 import zipfile
 
@@ -19,6 +20,7 @@ for import_root in (REPO_ROOT, REPO_ROOT / 'stylegan2_ada'):
         sys.path.append(str(import_root))
 
 from plugins.primitives import synth, writer  # noqa: E402
+from tests import image_stats  # noqa: E402
 from plugins.primitives.cli import main as cli_main  # noqa: E402
 
 COUNT, RESOLUTION, SEED = 12, 32, 3
@@ -57,56 +59,82 @@ def test_unknown_synthesizer_is_rejected():
         synth.synthesize('dead-leaves', 0, 0, 32)
 
 
-@pytest.mark.parametrize('resolution', [32, 256])
-def test_decay_policy_bounds_every_shape(resolution):
-    bound = synth.decay_max_sizes(resolution) + synth.minimum_shape_size(resolution)
-    assert bound[0] == pytest.approx(resolution / 5 + synth.minimum_shape_size(resolution))
+def _released_sizes(shapes):
+    """Each shape's released size parameter in design pixels: radius or larger semi-axis, line thickness,
+    or a rectangle's larger side as OpenCV counts it (one less than the pixels it covers)."""
+    along, across = shapes.half_extent.T
+    return np.select([shapes.kind == synth.LINE, shapes.kind == synth.RECTANGLE],
+                     [2 * across, 2 * np.maximum(along, across) - 1], np.maximum(along, across))
+
+
+def test_decay_policy_bounds_every_shape_as_released():
+    bound = synth.decay_max_sizes()
+    assert bound[0] == 53 and bound[50] == 28 and bound[-1] == 3        # round(51 (N - n) / N + 2).
     sizes = []
     for index in range(40):
-        shapes = synth.layout('primitives-ps', SEED, index, resolution).shapes
+        shapes = synth.layout('primitives-ps', SEED, index, 256).shapes
         assert len(shapes) == synth.NUM_SHAPES == 100
-        assert np.all(shapes.size <= bound) and np.all(shapes.size >= synth.minimum_shape_size(resolution))
-        sizes.append(shapes.size - synth.minimum_shape_size(resolution))
-    # The bound shrinks linearly, so sizes above the minimum must fall; a Fix or Rand policy would fail this.
-    mean_excess = np.mean(sizes, axis=0)
-    assert mean_excess[:20].mean() > 3 * mean_excess[-20:].mean()
+        size = _released_sizes(shapes)
+        assert np.all(size >= 1) and np.all(size <= bound - 1) and np.all(size == np.round(size))
+        sizes.append(size)
+    # The bound shrinks linearly, so sizes must fall; a Fix or Rand policy would fail this.
+    mean_size = np.mean(sizes, axis=0)
+    assert mean_size[:20].mean() > 3 * mean_size[-20:].mean()
 
 
-def test_shape_types_follow_the_stated_probabilities():
-    kinds = np.concatenate([synth.layout('primitives', SEED, index, 256).shapes.kind for index in range(60)])
-    frequencies = np.bincount(kinds, minlength=4) / kinds.size
-    np.testing.assert_allclose(frequencies, synth.SHAPE_PROBABILITIES, atol=0.03)
+def test_other_resolutions_scale_the_256_design():
+    for name in ('primitives', 'primitives-s'):
+        design, scaled = synth.layout(name, SEED, 4, 256), synth.layout(name, SEED, 4, 64)
+        for part in ('shapes', 'salient'):
+            if getattr(design, part) is not None:
+                np.testing.assert_allclose(getattr(scaled, part).centre, getattr(design, part).centre / 4)
+                np.testing.assert_allclose(getattr(scaled, part).half_extent, getattr(design, part).half_extent / 4)
+    # Downsampling the 256x256 image by 4 gives nearly the 64x64 one (they differ only where edges fall).
+    large = synth.synthesize('primitives-s', SEED, 4, 256).astype(np.float64)
+    small = synth.synthesize('primitives-s', SEED, 4, 64).astype(np.float64)
+    assert np.mean(np.abs(large.reshape(64, 4, 64, 4, 3).mean(axis=(1, 3)) - small)) < 12
 
 
-def test_shapes_rasterise_inside_their_circumscribed_circle():
+def test_shape_types_and_geometry_follow_the_released_draws():
+    shapes = [synth.layout('primitives', SEED, index, 256).shapes for index in range(60)]
+    kinds = np.concatenate([s.kind for s in shapes])
+    np.testing.assert_allclose(np.bincount(kinds, minlength=4) / kinds.size, synth.SHAPE_PROBABILITIES, atol=0.03)
+    angles = np.concatenate([s.angle[s.kind == synth.LINE] for s in shapes])
+    assert angles.min() >= 0 and angles.max() <= np.pi / 2               # End points sorted on each axis.
+    assert np.all(np.concatenate([s.angle[s.kind == synth.RECTANGLE] for s in shapes]) == 0)
+    degrees = np.degrees(np.concatenate([s.angle[s.kind == synth.ELLIPSE] for s in shapes]))
+    np.testing.assert_allclose(degrees, np.round(degrees), atol=1e-9)
+    assert degrees.min() >= 0 and degrees.max() <= 179 and degrees.max() > 150
+
+
+def test_shapes_rasterise_inside_their_reach_and_rectangles_fill_their_box():
     shapes = synth.layout('primitives', SEED, 0, 256).shapes
+    reach = shapes.reach()
     for i in range(len(shapes)):
         mask = synth.shape_mask(_single_shape(shapes, i), 256)
-        assert np.all(_pixel_distances(mask, shapes.centre[i]) <= shapes.size[i] / 2 + 1e-9)
+        assert np.all(_pixel_distances(mask, shapes.centre[i]) <= reach[i] + 1e-9)
+        if shapes.kind[i] == synth.RECTANGLE and mask.any():
+            rows, columns = np.nonzero(mask)
+            assert mask[rows.min():rows.max() + 1, columns.min():columns.max() + 1].all()
 
 
 @pytest.mark.parametrize('name', ['primitives-s', 'primitives-ps'])
-@pytest.mark.parametrize('resolution', [64, 256])
-def test_salient_object_is_central_and_sized_as_stated(name, resolution):
-    for index in range(30):
-        salient = synth.layout(name, SEED, index, resolution).salient
-        assert len(salient) == 1 and salient.kind[0] in synth.SALIENT_KINDS
-        assert np.all(np.abs(salient.centre[0] - resolution / 2) <= resolution / 16)
-        assert resolution / 4 <= salient.size[0] <= resolution * 3 / 8
-        mask = synth.shape_mask(salient, resolution)
-        distances = _pixel_distances(mask, salient.centre[0])
-        assert distances.max() <= salient.size[0] / 2 + 1e-9 and distances.max() >= 0.4 * salient.size[0]
-        assert mask.mean() >= 0.2 * np.pi * (resolution / 8) ** 2 / resolution ** 2
-
-
-def test_salient_object_is_drawn_last_solid_in_s_and_textured_in_ps():
-    for index in range(5):
-        salient = synth.layout('primitives-s', SEED, index, 128).salient
-        inside = synth.shape_mask(salient, 128)
-        assert np.all(synth.synthesize('primitives-s', SEED, index, 128)[inside] == salient.colour[0])
-        textured = synth.synthesize('primitives-ps', SEED, index, 128)
-        inside = synth.shape_mask(synth.layout('primitives-ps', SEED, index, 128).salient, 128)
-        assert len(np.unique(textured[inside], axis=0)) > 50
+def test_salient_object_is_central_and_sized_as_released(name):
+    kinds = []
+    for index in range(60):
+        salient = synth.layout(name, SEED, index, 256).salient
+        assert len(salient) == 1 and salient.kind[0] in synth.SALIENT_KINDS and salient.angle[0] == 0
+        kinds.append(salient.kind[0])
+        along, across = salient.half_extent[0]
+        if salient.kind[0] == synth.RECTANGLE:
+            assert 97 <= 2 * along <= 192 and 97 <= 2 * across <= 192
+            assert np.all((salient.centre[0] - salient.half_extent[0] >= 32)
+                          & (salient.centre[0] - salient.half_extent[0] <= 127))
+        else:
+            assert np.all((salient.centre[0] >= 103.5) & (salient.centre[0] <= 152.5))
+            assert 64 <= min(along, across) and max(along, across) <= 95
+            assert salient.kind[0] == synth.ELLIPSE or along == across
+    assert set(kinds) == set(synth.SALIENT_KINDS)
 
 
 def _radial_power_slope(images):
@@ -289,3 +317,38 @@ def test_synthetic_dataset_options_and_errors():
             SyntheticDataset(path=path)
     with pytest.raises(IOError, match='resolution 32'):
         SyntheticDataset(path='synth:primitives?res=32', resolution=64)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Distributions against the authors' released synthesizers.
+
+# Medians over 1000 images at 256x256 of the released `pretrain/noise_dataset.py` (np.random.seed(1000 + i)
+# for image i; Primitives is `dead_leaves` without its salient object), under the functions of image_stats.
+RELEASED_MEDIANS = {
+    'pinknoise': {'radial_power_slope': -3.063, 'neighbour_difference': 0.00170, 'colour_cast': 0.152},
+    'primitives': {'neighbour_difference': 0.0208, 'most_common_colour': 0.286},
+    'primitives-s': {'neighbour_difference': 0.0145, 'most_common_colour': 0.311, 'second_colour': 0.218},
+    'primitives-ps': {'radial_power_slope': -2.617, 'neighbour_difference': 0.0165, 'colour_cast': 0.0657},
+}
+STATISTICS = {
+    'radial_power_slope': image_stats.radial_power_slope,
+    'neighbour_difference': image_stats.neighbour_difference,
+    'colour_cast': image_stats.colour_cast,
+    'most_common_colour': lambda image: image_stats.colour_shares(image)[0],
+    'second_colour': lambda image: image_stats.colour_shares(image)[1],
+}
+DISTRIBUTION_IMAGES = 400       # The pink-noise colour cast varies so much between images that 120 give +-20%.
+
+
+@pytest.mark.parametrize('name', synth.SYNTHESIZERS)
+def test_written_images_match_the_released_distributions(tmp_path, name):
+    target = tmp_path / name
+    subprocess.run([sys.executable, '-m', 'plugins.primitives', '--outdir', str(target), '--count',
+                    str(DISTRIBUTION_IMAGES), '--resolution', '256', '--synth', name, '--seed', '0'],
+                   cwd=REPO_ROOT, check=True, capture_output=True)
+    images = [np.asarray(PIL.Image.open(path)) for path in sorted(target.rglob('*.png'))]
+    assert len(images) == DISTRIBUTION_IMAGES and images[0].shape == (256, 256, 3)
+    for statistic, released in RELEASED_MEDIANS[name].items():
+        ours = np.median([STATISTICS[statistic](image) for image in images])
+        tolerance = 0.3 if statistic == 'radial_power_slope' else 0.15 * abs(released)
+        assert abs(ours - released) <= tolerance, (statistic, ours, released)

@@ -1,8 +1,12 @@
-"""The four data synthesizers of Primitives-PS (supplementary, Sec. 1 and Sec. 10; methods.md "Primitives-PS").
+"""The four data synthesizers of Primitives-PS (supplementary, Sec. 1 and Sec. 10), following the authors'
+released `pretrain/noise_dataset.py` (`generate_rgb_noise`, `inject_particles`, `inject_saliency`,
+`dead_leaves`, `pink_leaves`).
 
 Pure numpy. Every image is a pure function of (synthesizer, seed, index, resolution): its random numbers
-come from `np.random.SeedSequence` children of `[seed, index, synth_id]`, never from global state. Sizes
-quoted by the paper for 256x256 are expressed as fractions of the resolution H, so they scale linearly.
+come from `np.random.SeedSequence` children of `[seed, index, synth_id]`, never from global state. The
+released code draws in fixed 256-pixel coordinates; here every shape is drawn from the same integer
+distributions on that 256-pixel design and then scaled by H/256, so other resolutions look like the
+256x256 image resized (the README's Primitives-PS section).
 """
 
 from dataclasses import dataclass
@@ -12,48 +16,52 @@ import numpy as np
 SYNTHESIZERS = ('pinknoise', 'primitives', 'primitives-s', 'primitives-ps')
 SYNTH_IDS = {name: synth_id for synth_id, name in enumerate(SYNTHESIZERS)}
 
+DESIGN = 256                                    # The released code's canvas, in whose pixels sizes are drawn.
 NUM_SHAPES = 100                                # N, chosen by the ablation (Sec. 1, Table 1 lower).
 LINE, CIRCLE, ELLIPSE, RECTANGLE = range(4)
 SHAPE_NAMES = ('line', 'circle', 'ellipse', 'rectangle')
 SHAPE_PROBABILITIES = (1 / 7, 2 / 7, 2 / 7, 2 / 7)
-SALIENT_KINDS = (CIRCLE, ELLIPSE, RECTANGLE)
+SALIENT_KINDS = (CIRCLE, ELLIPSE, RECTANGLE)    # Equally likely: the released draw skips the list's line.
 
+COLOUR_LEVELS = 255                             # Colours and grey levels in 0..254, as released.
 PINK_EXPONENT_RANGE = (0.5, 3.5)                # a, b ~ U[0.5, 3.5] per channel.
-DECAY_MAX_FRACTION = 1 / 5                      # Decay: max size H/5 * (N-n)/N (Sec. 1).
-SALIENT_SIZE_FRACTIONS = (1 / 4, 3 / 8)         # Salient object spans 1/4 .. 3/8 of the image.
-SALIENT_CENTRE_JITTER_FRACTION = 1 / 16         # Salient centre within H/2 +- H/16 on each axis.
-SHAPE_ASPECT_RANGE = (0.3, 1.0)                 # Minor/major ratio of ellipses and rectangles.
-SALIENT_ASPECT_RANGE = (0.5, 1.0)               # The salient object stays blob-like.
-LINE_THICKNESS_RANGE = (0.03, 0.1)              # Line thickness as a fraction of its length.
+PINK_SAMPLE_SPACING = 0.2                       # Released `fftfreq(256, d=0.2)`: 51.2 design pixels per unit.
+PINK_DC_FRACTION = 0.1                          # Released DC frequency: 0.1 x the first non-zero one.
+PINK_EPSILON = 1e-6                             # Added to each axis' power, as released.
+SALIENT_CENTRE = (DESIGN // 2 - DESIGN // 10, DESIGN // 2 + DESIGN // 10)     # [103, 153): circle/ellipse centre.
+SALIENT_RADIUS = (DESIGN // 4, 3 * DESIGN // 8)                               # [64, 96): radius or semi-axes.
+SALIENT_CORNER = (DESIGN // 8, DESIGN // 2)                                   # [32, 128): rectangle's corner.
+SALIENT_SIDE = (3 * DESIGN // 8, 3 * DESIGN // 4)                             # [96, 192): rectangle's sides.
 
 
-def minimum_shape_size(resolution):
-    """The 'small minimum' added to every Decay size: H/128 (2 px at 256x256), never below 2 px so that a
-    line keeps a length beside its 1 px thickness."""
-    return max(2.0, resolution / 128)
-
-
-def decay_max_sizes(resolution, num_shapes=NUM_SHAPES):
-    """Decay policy bound H/5 * (N-n)/N for the n-th shape, n = 0..N-1 (Sec. 1), without the minimum."""
+def decay_max_sizes(num_shapes=NUM_SHAPES):
+    """Released Decay bound for the n-th shape, n = 0..N-1, in design pixels: round(H/5 (N-n)/N + 2) with
+    H/5 taken as 256 // 5; sizes (radius, semi-axis, thickness, side) are drawn from 1 .. bound - 1."""
     n = np.arange(num_shapes)
-    return resolution * DECAY_MAX_FRACTION * (num_shapes - n) / num_shapes
+    return np.round(DESIGN // 5 * (num_shapes - n) / num_shapes + 2).astype(np.int64)
 
 
 @dataclass(frozen=True)
 class Shapes:
-    """Parameters of shapes drawn in order (one array entry per shape). `size` is the diameter of the circle
-    circumscribing the shape (circle diameter, ellipse major axis, rectangle or line diagonal); `centre` is
-    (x, y) in pixels, pixel (row i, column j) covering [j, j+1) x [i, i+1); `aspect` is minor/major extent
-    (a line is a rectangle of aspect thickness/length); `angle` of the major axis in radians; `colour` RGB."""
+    """Shapes drawn in order, one array entry per shape, in pixels of the target resolution, where pixel
+    (row i, column j) covers [j, j+1) x [i, i+1). `centre` is (x, y); `half_extent` is (along, across) the
+    shape's axis: semi-axes of a circle or ellipse, half-sides of a rectangle, and for a line half its length
+    between the end points and half its thickness (a line has round caps, as a thick OpenCV line has);
+    `angle` turns the axis from +x towards +y, in radians; `colour` is RGB."""
     kind: np.ndarray
     centre: np.ndarray
-    size: np.ndarray
-    aspect: np.ndarray
+    half_extent: np.ndarray
     angle: np.ndarray
     colour: np.ndarray
 
     def __len__(self):
         return len(self.kind)
+
+    def reach(self):
+        """Distance from the centre to the farthest point of each shape."""
+        along, across = self.half_extent.T
+        return np.select([self.kind == LINE, self.kind == RECTANGLE], [along + across, np.hypot(along, across)],
+                         np.maximum(along, across))
 
 
 @dataclass(frozen=True)
@@ -71,58 +79,75 @@ def _random_streams(synth, seed, index):
 
 
 def _random_colours(rng, count):
-    return rng.integers(0, 256, size=(count, 3), dtype=np.uint8)
+    return rng.integers(0, COLOUR_LEVELS, size=(count, 3), dtype=np.uint8)
 
 
 def pink_noise(rng, resolution):
-    """PinkNoise: per channel, white noise shaped by 1 / (|f_x|^a + |f_y|^b), a, b ~ U[0.5, 3.5]
-    (methods.md; Sec. 10). Frequencies are in cycles per image, so an image looks the same at any
-    resolution up to its finest detail; the DC gain is 1 (that of the lowest harmonic). The three
-    channels are min-max normalised jointly to [0, 255]. Returns uint8 HWC."""
-    exponent_x, exponent_y = rng.uniform(*PINK_EXPONENT_RANGE, size=(2, 3, 1, 1))
+    """PinkNoise (released `generate_rgb_noise` + `renormalize`): per channel, white noise filtered by
+    1 / (f_y^a + f_x^b + 2 eps), a, b ~ U[0.5, 3.5], with f in the released units (a 256-pixel image spans
+    51.2 units, so f = cycles per image / 51.2 at any resolution) and the DC term at 0.1 x the first
+    frequency; the three channels are min-max scaled jointly to 0..255 and truncated. Returns uint8 HWC."""
+    exponent_y, exponent_x = rng.uniform(*PINK_EXPONENT_RANGE, size=(2, 3, 1, 1))
     white = rng.standard_normal((3, resolution, resolution))
-    freq_y = np.abs(np.fft.fftfreq(resolution, d=1 / resolution))[:, None]
-    freq_x = np.fft.rfftfreq(resolution, d=1 / resolution)[None, :]
-    denominator = freq_x ** exponent_x + freq_y ** exponent_y
-    denominator[:, 0, 0] = 1.0
+    spacing = PINK_SAMPLE_SPACING * DESIGN / resolution
+    freq_y = np.abs(np.fft.fftfreq(resolution, d=spacing))
+    freq_x = np.fft.rfftfreq(resolution, d=spacing)
+    freq_y[0] = freq_x[0] = PINK_DC_FRACTION * freq_y[1]
+    denominator = freq_y[:, None] ** exponent_y + freq_x[None, :] ** exponent_x + 2 * PINK_EPSILON
     field = np.fft.irfft2(np.fft.rfft2(white) / denominator, s=(resolution, resolution))
     low, high = field.min(), field.max()
     field -= low
     field *= 255 / (high - low)
-    field += 0.5                                # Round to nearest when truncating to uint8.
     return np.ascontiguousarray(field.astype(np.uint8).transpose(1, 2, 0))
 
 
-def _line_aspects(rng, sizes):
-    """Thickness/length of lines: thickness U[3%, 10%] of the size but at least 1 px, so that a line whose
-    circumscribed diameter is `size` (length^2 + thickness^2 = size^2) stays visible."""
-    thickness = np.maximum(1.0, rng.uniform(*LINE_THICKNESS_RANGE, len(sizes)) * sizes)
-    return thickness / np.sqrt(sizes ** 2 - thickness ** 2)
-
-
 def sample_shapes(rng, resolution, num_shapes=NUM_SHAPES):
-    """Primitives ('dead leaves'): N shapes, type line/circle/ellipse/rectangle with probability
-    1/7, 2/7, 2/7, 2/7, uniform centres and orientations, random colours; Decay size policy (Sec. 1):
-    the n-th shape's size is U[0, H/5 * (N-n)/N] plus `minimum_shape_size`, so early shapes stay visible."""
+    """Primitives ('dead leaves', released `inject_particles`): N shapes, line/circle/ellipse/rectangle with
+    probability 1/7, 2/7, 2/7, 2/7, random colours, sizes drawn from 1 .. `decay_max_sizes` - 1 (Decay).
+    Lines join two uniform points (x and y each sorted, as released) with that thickness; circles and ellipses
+    have uniform centres, ellipses two semi-axes and an angle in whole degrees 0..179; rectangles are
+    axis-aligned with their corner in 0 .. 254 - bound and inclusive sides."""
     kind = rng.choice(len(SHAPE_NAMES), size=num_shapes, p=SHAPE_PROBABILITIES)
-    centre = rng.uniform(0, resolution, size=(num_shapes, 2))
-    size = minimum_shape_size(resolution) + rng.uniform(0, 1, num_shapes) * decay_max_sizes(resolution, num_shapes)
-    aspect = np.select([kind == LINE, kind == CIRCLE],
-                       [_line_aspects(rng, size), 1.0], rng.uniform(*SHAPE_ASPECT_RANGE, num_shapes))
-    angle = rng.uniform(0, np.pi, num_shapes)
-    return Shapes(kind, centre, size, aspect, angle, _random_colours(rng, num_shapes))
+    bound = decay_max_sizes(num_shapes)
+    extent = rng.integers(1, bound[:, None], size=(num_shapes, 2)).astype(np.float64)
+    centre = rng.integers(0, DESIGN, size=(num_shapes, 2)) + 0.5
+    angle = np.radians(rng.integers(0, 180, size=num_shapes)) * (kind == ELLIPSE)
+
+    ends = np.sort(rng.integers(0, DESIGN - 1, size=(num_shapes, 2, 2)), axis=1) + 0.5   # [shape, end, x/y].
+    direction = ends[:, 1] - ends[:, 0]
+    line = kind == LINE
+    centre[line] = ends[line].mean(axis=1)
+    angle[line] = np.arctan2(direction[line, 1], direction[line, 0])
+    extent[line] = np.stack([np.hypot(*direction[line].T), extent[line, 0]], axis=1) / 2
+
+    circle = kind == CIRCLE
+    extent[circle, 1] = extent[circle, 0]
+
+    rectangle = kind == RECTANGLE
+    corner = rng.integers(0, DESIGN - 1 - bound[:, None], size=(num_shapes, 2))
+    extent[rectangle] = (extent[rectangle] + 1) / 2
+    centre[rectangle] = corner[rectangle] + extent[rectangle]
+    return _scaled(Shapes(kind, centre, extent, angle, _random_colours(rng, num_shapes)), resolution)
 
 
 def sample_salient_object(rng, resolution):
-    """Primitives-S/-PS salient object: a circle, ellipse or rectangle near the centre (within
-    H/2 +- H/16 on each axis), a quarter to three eighths of the image across (methods.md)."""
+    """Primitives-S/-PS salient object (released `inject_saliency`): a circle (radius 64..95 design pixels)
+    or an axis-aligned ellipse (semi-axes 64..95), centred within 103..152 on each axis, or an axis-aligned
+    rectangle with sides 97..192 and its corner in 32..127, each kind with probability 1/3."""
     kind = rng.choice(SALIENT_KINDS, size=1)
-    jitter = resolution * SALIENT_CENTRE_JITTER_FRACTION
-    centre = resolution / 2 + rng.uniform(-jitter, jitter, size=(1, 2))
-    size = resolution * rng.uniform(*SALIENT_SIZE_FRACTIONS, size=1)
-    aspect = np.where(kind == CIRCLE, 1.0, rng.uniform(*SALIENT_ASPECT_RANGE, size=1))
-    angle = rng.uniform(0, np.pi, size=1)
-    return Shapes(kind, centre, size, aspect, angle, _random_colours(rng, 1))
+    centre = rng.integers(*SALIENT_CENTRE, size=(1, 2)) + 0.5
+    extent = rng.integers(*SALIENT_RADIUS, size=(1, 2)).astype(np.float64)
+    if kind[0] == CIRCLE:
+        extent[:, 1] = extent[:, 0]
+    elif kind[0] == RECTANGLE:
+        extent = (rng.integers(*SALIENT_SIDE, size=(1, 2)) + 1) / 2
+        centre = rng.integers(*SALIENT_CORNER, size=(1, 2)) + extent
+    return _scaled(Shapes(kind, centre, extent, np.zeros(1), _random_colours(rng, 1)), resolution)
+
+
+def _scaled(shapes, resolution):
+    scale = resolution / DESIGN
+    return Shapes(shapes.kind, shapes.centre * scale, shapes.half_extent * scale, shapes.angle, shapes.colour)
 
 
 def _sample_layout(synth, shapes_rng, salient_rng, resolution):
@@ -139,28 +164,26 @@ def layout(synth, seed, index, resolution):
 
 def draw_shapes(canvas, shapes, values=None):
     """Rasterise `shapes` in order onto `canvas` (HxW or HxWxC array, modified in place), each filled with
-    its colour, or with values[i]. A pixel belongs to a shape when its centre does (no anti-aliasing), so
-    every shape lies within its circumscribed circle of diameter `size`."""
+    its colour, or with values[i]. A pixel belongs to a shape when its centre does (no anti-aliasing)."""
     height, width = canvas.shape[:2]
     values = shapes.colour if values is None else values
-    columns = zip(shapes.kind.tolist(), shapes.centre.tolist(), shapes.size.tolist(),
-                  shapes.aspect.tolist(), shapes.angle.tolist())
-    for i, (kind, (centre_x, centre_y), size, aspect, angle) in enumerate(columns):
-        radius = size / 2
-        left, right = max(int(centre_x - radius), 0), min(int(np.ceil(centre_x + radius)), width)
-        top, bottom = max(int(centre_y - radius), 0), min(int(np.ceil(centre_y + radius)), height)
+    columns = zip(shapes.kind.tolist(), shapes.centre.tolist(), shapes.half_extent.tolist(),
+                  shapes.angle.tolist(), shapes.reach().tolist())
+    for i, (kind, (centre_x, centre_y), (half_along, half_across), angle, reach) in enumerate(columns):
+        left, right = max(int(centre_x - reach), 0), min(int(np.ceil(centre_x + reach)), width)
+        top, bottom = max(int(centre_y - reach), 0), min(int(np.ceil(centre_y + reach)), height)
         if left >= right or top >= bottom:
             continue
         dx = np.arange(left, right) + (0.5 - centre_x)
         dy = (np.arange(top, bottom) + (0.5 - centre_y))[:, None]
         cos, sin = np.cos(angle), np.sin(angle)
         along, across = dx * cos + dy * sin, dy * cos - dx * sin
-        if kind in (CIRCLE, ELLIPSE):
-            inside = along ** 2 + (across / aspect) ** 2 <= radius ** 2
+        if kind == LINE:
+            inside = (along - np.clip(along, -half_along, half_along)) ** 2 + across ** 2 <= half_across ** 2
+        elif kind == RECTANGLE:
+            inside = (np.abs(along) <= half_along) & (np.abs(across) <= half_across)
         else:
-            diagonal_angle = np.arctan(aspect)
-            inside = ((np.abs(along) <= radius * np.cos(diagonal_angle))
-                      & (np.abs(across) <= radius * np.sin(diagonal_angle)))
+            inside = (along / half_along) ** 2 + (across / half_across) ** 2 <= 1
         canvas[top:bottom, left:right][inside] = values[i]
 
 
@@ -175,10 +198,10 @@ def synthesize(synth, seed, index, resolution):
     """Image `index` of synthesizer `synth` (one of SYNTHESIZERS) with dataset seed `seed`, as uint8 HWC RGB.
 
     - pinknoise: `pink_noise`.
-    - primitives: random solid background, then the N Decay shapes (Sec. 1).
-    - primitives-s: primitives plus a solid salient object drawn last.
+    - primitives: one random grey level as background, then the N Decay shapes (Sec. 1).
+    - primitives-s: primitives plus a solid salient object drawn last (released `dead_leaves`).
     - primitives-ps: pink-noise background, the N Decay shapes in solid colours, and the salient object
-      filled with an independent pink-noise texture (the paper's best synthesizer)."""
+      filled with an independent pink-noise texture (released `pink_leaves`, the paper's best synthesizer)."""
     if synth not in SYNTH_IDS:
         raise ValueError(f'unknown synthesizer {synth!r}; valid: {", ".join(SYNTHESIZERS)}')
     background_rng, shapes_rng, salient_rng, texture_rng = _random_streams(synth, seed, index)
@@ -186,7 +209,7 @@ def synthesize(synth, seed, index, resolution):
         canvas = pink_noise(background_rng, resolution)
     else:
         canvas = np.empty((resolution, resolution, 3), dtype=np.uint8)
-        canvas[...] = _random_colours(background_rng, 1)[0]
+        canvas[...] = background_rng.integers(0, COLOUR_LEVELS, dtype=np.uint8)
     parts = _sample_layout(synth, shapes_rng, salient_rng, resolution)
     if parts.shapes is not None:
         draw_shapes(canvas, parts.shapes)
