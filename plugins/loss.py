@@ -5,6 +5,8 @@
 `plugins.atopk.Loss`, `plugins.anda.Loss` and `plugins.diggan.Loss` are presets of it with one method on.
 Needs upstream's `training` and `torch_utils` packages on sys.path (train.py puts them there)."""
 
+import inspect
+
 import torch
 import torch.distributed
 from torch_utils import misc, training_stats
@@ -71,6 +73,11 @@ def _split_options(name, method_class, options):
     return method_options, heuristic
 
 
+def _run_facts_for(method_class, facts):
+    """The facts about the run (train.py's random_seed, training_set_size) that the method's constructor takes."""
+    return {name: value for name, value in facts.items() if name in inspect.signature(method_class).parameters}
+
+
 def _parse_methods(atopk, anda, diggan, shared_heuristic):
     """{name: (method options, heuristic options or None)} for the methods that are on, validated."""
     check_type('shared_heuristic', shared_heuristic, bool)
@@ -103,16 +110,19 @@ class Loss(StyleGAN2Loss):
     Minibatches are learnt from the phase calls (plugins.common.minibatch.MinibatchTracker); upstream's
     style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.
     `state_dict`/`load_state_dict` hold every method's state, the heuristics, the minibatch counters and pl_mean.
+    train.py passes the run's `random_seed` and `training_set_size` (patch 0013) to the methods that take them.
     """
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, atopk=None, anda=None, diggan=None,
                  shared_heuristic=True, style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2, pl_decay=0.01,
-                 pl_weight=2):
+                 pl_weight=2, random_seed=0, training_set_size=None):
         parsed = _parse_methods(atopk, anda, diggan, shared_heuristic)
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
                          style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink,
                          pl_decay=pl_decay, pl_weight=pl_weight)
-        self.methods = {name: METHODS[name](**options) for name, (options, _) in parsed.items()}
+        facts = {'random_seed': random_seed, 'training_set_size': training_set_size}
+        self.methods = {name: METHODS[name](**options, **_run_facts_for(METHODS[name], facts))
+                        for name, (options, _) in parsed.items()}
         self.heuristics = {}  # method name -> OverfitHeuristic (one object for all when shared)
         for name, (_, settings) in parsed.items():
             if settings is not None:

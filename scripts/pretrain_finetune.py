@@ -27,6 +27,9 @@ SYNTHETIC_DATASET_CLASS = 'plugins.primitives.dataset.SyntheticDataset'
 RESERVED_TRAIN_OPTIONS = ('--outdir', '--data', '--data-class', '--kimg', '--seed', '--resume', '--resume-state',
                           '--dry-run', '-n')
 PRETRAIN_ONLY_OPTIONS = ('synth', 'count', 'pretrain_kimg', 'pretrain_metrics', 'on_the_fly')
+# The released protocol's train.py settings, used unless given after `--`: Primitives-PS's low-shot config
+# (batch 16, mbstd 4) and DiffAugment's color,translation,cutout.
+RELEASED_TRAIN_DEFAULTS = {'--cfg': 'low_shot16', '--aug': 'plugins.diffaug.AugmentPipe'}
 TRAIN_ERROR_LINES = 20
 
 
@@ -61,6 +64,13 @@ def check_train_args(train_args):
         if name in RESERVED_TRAIN_OPTIONS:
             raise click.UsageError(f'{arg!r} after "--": the script sets {", ".join(RESERVED_TRAIN_OPTIONS[:7])} '
                                    'of train.py itself (see --help)')
+
+
+def with_released_defaults(train_args):
+    """The released protocol's settings for the train.py options that `train_args` leaves out, then train_args."""
+    given = {arg.split('=', 1)[0] for arg in train_args}
+    return [item for name, value in RELEASED_TRAIN_DEFAULTS.items() if name not in given
+            for item in (name, value)] + list(train_args)
 
 
 def dry_run(stage, outdir, args):
@@ -153,7 +163,7 @@ def explicit(ctx, name):
 @click.option('--synth', type=click.Choice(SYNTHESIZERS), default='primitives-ps', show_default=True,
               help='Synthesizer of the pretraining set.')
 @click.option('--count', type=click.IntRange(min=1), default=10000, show_default=True,
-              help='Images in the pretraining set.')
+              help='Images in the pretraining set (with --on-the-fly: only when given; else an endless stream).')
 @click.option('--pretrain-kimg', type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
               help='Pretraining duration (the paper: 300 in the released code, 800 in the supplement).')
 @click.option('--finetune-kimg', type=click.FloatRange(min=0, min_open=True), default=400, show_default=True,
@@ -164,7 +174,8 @@ def explicit(ctx, name):
               help='train.py --metrics for the pretraining run (overrides one given after "--").')
 @click.option('--skip-scratch', is_flag=True, help='Do not train the from-scratch comparison.')
 @click.option('--on-the-fly', is_flag=True,
-              help=f'Pretrain on images drawn during training ({SYNTHETIC_DATASET_CLASS}) instead of a zip.')
+              help=f'Pretrain on images drawn during training ({SYNTHETIC_DATASET_CLASS}) instead of a zip: a '
+                   'fresh image at every draw, as released, or the --count images when --count is given.')
 @click.option('--pretrained', metavar='PKL', default=None,
               help='Skip synthesis and pretraining; fine-tune from this network pickle (e.g. one pretraining for '
                    'several targets).')
@@ -174,13 +185,15 @@ def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, 
     """Pretrain on synthetic data, fine-tune on TARGET, and train from scratch on TARGET for comparison.
 
     Options after "--" go to every train.py run (e.g. --cfg, --batch, --aug, --loss, --gpus, --metrics, --snap);
-    the script sets --outdir, --data, --data-class, --kimg, --seed, --resume and --resume-state (no: weights
-    only) itself. Every train.py option is checked (train.py --dry-run) before anything is written.
+    without --cfg and --aug there, the runs use the released protocol's --cfg low_shot16 and DiffAugment
+    (--aug plugins.diffaug.AugmentPipe). The script sets --outdir, --data, --data-class, --kimg, --seed,
+    --resume and --resume-state (no: weights only) itself. Every train.py option is checked (train.py
+    --dry-run) before anything is written.
 
     \b
-    Example (the paper's settings at 256x256):
+    Example (the released protocol at 256x256: fresh images at every draw, 300 kimg, then 400 kimg):
       .venv/bin/python scripts/pretrain_finetune.py --target ~/datasets/obama.zip --outdir runs/obama \\
-          --count 10000 --pretrain-kimg 300 --finetune-kimg 400 -- --cfg paper256 --batch 16
+          --on-the-fly
     """
     if pretrained is not None:
         conflicts = [f'--{name.replace("_", "-")}' for name in PRETRAIN_ONLY_OPTIONS if explicit(ctx, name)]
@@ -194,14 +207,15 @@ def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, 
         raise click.BadParameter(f'{str(outdir)!r} exists and is not a directory', param_hint="'--outdir'")
     click.echo(f'Target {target}: {target_count} images at {resolution}x{resolution}', err=True)
 
-    common = ['--seed', str(seed), *train_args]
+    common = ['--seed', str(seed), *with_released_defaults(train_args)]
     target_args = ['--data', target, '--kimg', f'{finetune_kimg:g}', *common]
     # Fine-tuning starts from the pretrained G, D and G_ema only: kimg, optimizers, augment p start afresh.
     resume_args = ['--resume-state', 'no', '--resume']
     pretrain_data = pretrain_args = pretrain_run = None
     if pretrained is None:
         if on_the_fly:
-            pretrain_data = f'synth:{synth}?n={count}&res={resolution}&seed={seed}'
+            size = f'n={count}&' if explicit(ctx, 'count') else ''
+            pretrain_data = f'synth:{synth}?{size}res={resolution}&seed={seed}'
             data_args = ['--data', pretrain_data, '--data-class', SYNTHETIC_DATASET_CLASS]
         else:
             pretrain_data = outdir / 'data' / f'{synth}-{resolution}-n{count}-seed{seed}.zip'

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.atopk.core import KController, linear_k, select_topk_logits, split_k_across_chunks
+from plugins.atopk.core import KController, linear_ramp_k, select_topk_logits, split_k_across_chunks, topk_gan_k
 
 
 @pytest.mark.parametrize('worst', [False, True])
@@ -93,20 +93,36 @@ def test_controller_refuses_bad_arguments():
         KController(4).load_state_dict({'k': 5, 'generator_state': torch.Generator().get_state()})
 
 
+def test_topk_gan_schedule_at_the_papers_settings_over_the_whole_run():
+    # Batch 4, nu 0.75, gamma 0.99, 100 images: 4 * 0.99^e drops to 3 or below first at e = 29 (0.99^29 = 0.747).
+    ks = np.array([topk_gan_k(nimg, 4, 0.75, 0.99, 100) for nimg in range(0, 2_000_000, 4)])
+    assert np.all(ks[:2900 // 4] == 4) and np.all(ks[2900 // 4:] == 3)
+
+
+def test_topk_gan_schedule_shrinks_once_per_epoch_to_its_floor():
+    ks = [topk_gan_k(epoch * 1000 + offset, 64, 0.5, 0.99, 1000) for epoch in range(100) for offset in (0, 999)]
+    assert ks[0::2] == ks[1::2]                                     # constant within an epoch
+    assert all(a >= b for a, b in zip(ks, ks[1:])) and ks[0] == 64
+    assert ks[2 * 68] == 33 and ks[2 * 69] == 32 and ks[-1] == 32   # 64 * 0.99^68 = 32.3, 64 * 0.99^69 = 31.99
+    with pytest.raises(ValueError, match='training_set_size must lie in'):
+        topk_gan_k(0, 4, 0.75, 0.99, 0)
+
+
 @pytest.mark.parametrize('batch, nu', [(4, 0.75), (10, 0.5), (5, 0.75), (30, 0.1), (64, 0.5)])
-def test_linear_k_runs_from_batch_to_ceil_nu_batch_then_stays(batch, nu):
+def test_linear_ramp_runs_from_batch_to_ceil_nu_batch_then_stays(batch, nu):
     k_min = math.ceil(round(nu * batch, 6))
-    ks = [linear_k(kimg, batch, nu, over_kimg=100) for kimg in np.linspace(0, 100, 101)]
+    ks = [linear_ramp_k(kimg, batch, nu, over_kimg=100) for kimg in np.linspace(0, 100, 101)]
     assert ks[0] == batch and ks[-1] == k_min
     assert all(a >= b for a, b in zip(ks, ks[1:]))
-    assert linear_k(250, batch, nu, over_kimg=100) == k_min
+    assert linear_ramp_k(250, batch, nu, over_kimg=100) == k_min
     for kimg, k in zip(np.linspace(0, 100, 101), ks):
         straight_line = batch - (batch - k_min) * kimg / 100
-        assert straight_line - 1e-9 <= k < straight_line + 1
+        assert abs(k - straight_line) <= 0.5 + 1e-9
 
 
-def test_linear_k_midpoint_is_rounded_up():
-    assert linear_k(50, 10, 0.5, 100) == 8  # the straight line is at 7.5
+def test_linear_ramp_reaches_its_floor_within_the_ramp():
+    ks = [linear_ramp_k(kimg, 4, 0.75, over_kimg=2000) for kimg in range(0, 2001, 10)]
+    assert set(ks[:101]) == {4} and set(ks[101:]) == {3}            # k = 3 after 1000 of the 2000 kimg
 
 
 def test_chunk_split_is_proportional_and_sums_to_k():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.atopk.core import KController, linear_k
+from plugins.atopk.core import KController, linear_ramp_k, topk_gan_k
 from tests.conftest import ROOT, read_stats, run_upstream, train
 from tests.tiny import Batches, make_loss, one_thread, run_minibatch, tiny_networks  # noqa: F401 (one_thread: autouse fixture)
 
@@ -101,10 +101,10 @@ def test_fixed_k_above_the_batch_is_refused_once_the_batch_is_known():
 # ----------------------------------------------------------------------------------------------------------------
 # Eq. 10-11: p and k.
 
-def run_controller(seed):
+def run_controller(seed=None, random_seed=0):
     G, D = tiny_networks()
     # batch 4, interval 4: one adjustment moves p by 4 * 4 / (0.064 * 1000) = 0.25.
-    loss = make_loss(G, D, seed=seed, speed_kimg=0.064)
+    loss = make_loss(G, D, seed=seed, speed_kimg=0.064, random_seed=random_seed)
     batches = Batches(batch=4, batch_gpu=4)
     collector = collect_atopk()
     ps, ks, etas = [], [], []
@@ -141,12 +141,43 @@ def test_controller_is_reproducible_from_its_seed():
     assert first[:3] == second[:3]
 
 
+def test_controller_seed_defaults_to_the_runs_seed():
+    walks = {run_seed: run_controller(random_seed=run_seed)[1] for run_seed in (5, 6)}
+    assert walks[5] == run_controller(seed=5, random_seed=99)[1]    # a given seed overrides the run's
+    assert walks[5] != walks[6]                                     # another run seed walks differently
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Linear Top-k.
 
-def test_linear_reaches_ceil_nu_batch_at_linear_kimg():
+def _linear_ks(loss, minibatches):
+    batches = Batches(batch=4, batch_gpu=2)
+    collector = collect_atopk()
+    ks = []
+    for _ in range(minibatches):
+        run_minibatch(loss, batches)
+        collector.update()
+        ks.append(collector.mean('ATopk/k'))
+    return ks
+
+
+def test_linear_follows_topk_gans_schedule_over_epochs_of_the_training_set():
     G, D = tiny_networks()
-    loss = make_loss(G, D, mode='linear', nu=0.5, linear_kimg=0.04)  # 10 minibatches of 4
+    loss = make_loss(G, D, mode='linear', gamma=0.8, training_set_size=8)   # an epoch is 2 minibatches of 4
+    ks = _linear_ks(loss, 12)
+    assert ks == [float(topk_gan_k(m * 4, 4, 0.75, 0.8, 8)) for m in range(12)]
+    assert ks == [4.0] * 4 + [3.0] * 8       # 4 * 0.8 = 3.2 -> 4 in epoch 1; 4 * 0.64 -> 3 from epoch 2
+
+
+def test_linear_without_the_training_set_size_is_refused():
+    G, D = tiny_networks()
+    with pytest.raises(ValueError, match='training_set_size'):
+        _linear_ks(make_loss(G, D, mode='linear'), 2)
+
+
+def test_linear_ramp_reaches_ceil_nu_batch_within_linear_kimg():
+    G, D = tiny_networks()
+    loss = make_loss(G, D, mode='linear', schedule='ramp', nu=0.5, linear_kimg=0.04)  # 10 minibatches of 4
     batches = Batches(batch=4, batch_gpu=2)
     collector = collect_atopk()
     ks = []
@@ -154,8 +185,8 @@ def test_linear_reaches_ceil_nu_batch_at_linear_kimg():
         run_minibatch(loss, batches)
         collector.update()
         ks.append(collector.mean('ATopk/k'))
-    assert ks == [float(linear_k(m * 4 / 1000, 4, 0.5, 0.04)) for m in range(14)]
-    assert ks[9] > 2 and ks[10:] == [2.0] * 4 == [float(math.ceil(0.5 * 4))] * 4
+    assert ks == [float(linear_ramp_k(m * 4 / 1000, 4, 0.5, 0.04)) for m in range(14)]
+    assert ks[:3] == [4.0] * 3 and ks[3:8] == [3.0] * 5 and ks[8:] == [2.0] * 6 == [float(math.ceil(0.5 * 4))] * 6
     assert loss.tracker.nimg == 14 * 4
 
 
@@ -250,7 +281,7 @@ def test_importing_the_package_does_not_import_upstream():
 TRAIN_CASES = {
     'adaptive': {},
     'fixed': {'mode': 'fixed', 'k': 2},
-    'linear': {'mode': 'linear', 'nu': 0.5, 'linear_kimg': 0.02},
+    'linear': {'mode': 'linear', 'nu': 0.5, 'gamma': 0.5},
     'worst': {'mode': 'worst'},
 }
 
@@ -270,10 +301,12 @@ def test_train_py_runs_and_reports(tmp_path, dataset16, monkeypatch, mode):
     assert stats[0]['ATopk/k']['mean'] == 4  # the first minibatch uses the whole batch
     if mode == 'fixed':
         assert last['ATopk/k']['mean'] == 2 and last['ATopk/fakes_used']['mean'] == 2
-    if mode == 'linear':  # 4 -> 2 over 5 minibatches, then 2
-        expected = np.mean([linear_k(m * 4 / 1000, 4, 0.5, 0.02) for m in range(1, 13)])
-        assert last['ATopk/k']['mean'] == pytest.approx(expected)
     written = json.loads((run_dir / 'training_options.json').read_text())['loss_kwargs']
+    assert written['training_set_size'] == 16 and written['random_seed'] == 0   # passed by train.py (patch 0013)
+    if mode == 'linear':  # 16 images: 4 in the first epoch (4 minibatches), then 2
+        expected = np.mean([topk_gan_k(m * 4, 4, 0.5, 0.5, 16) for m in range(1, 13)])
+        assert expected == pytest.approx(np.mean([4] * 3 + [2] * 9))
+        assert last['ATopk/k']['mean'] == pytest.approx(expected)
     assert written['class_name'] == 'plugins.atopk.Loss'
     assert {name: written[name] for name in options} == options
     assert 'r1_gamma' in written  # the base config's loss settings still reach the loss

@@ -100,7 +100,7 @@ def test_the_adapting_methods_share_one_p_unless_asked_otherwise():
 @pytest.mark.parametrize('options, message', [
     ({'atopk': {'target': 0.5}, 'anda': {}}, 'the methods share one overfitting heuristic, but their settings differ'),
     ({'atopk': 3}, r'atopk must be an object of atopk options, true \(defaults\) or false/null \(off\); got 3'),
-    ({'atopk': {'kk': 3}}, "atopk: unknown option 'kk'; valid options: mode, k, nu, linear_kimg, seed, target"),
+    ({'atopk': {'kk': 3}}, "atopk: unknown option 'kk'; valid options: mode, k, schedule, nu, gamma, linear_kimg, seed, target"),
     ({'anda': {'lam': 2}}, r'lam must lie in \[0, 1\), got 2'),
     ({'shared_heuristic': 'yes'}, 'shared_heuristic must be of type bool'),
 ])

@@ -304,7 +304,7 @@ def test_synthetic_dataset_matches_the_writer(written_datasets):
 
 def test_synthetic_dataset_options_and_errors():
     from plugins.primitives.dataset import SyntheticDataset
-    dataset = SyntheticDataset(path='synth:pinknoise', resolution=16, xflip=True, max_size=5, random_seed=1)
+    dataset = SyntheticDataset(path='synth:pinknoise?n=10000', resolution=16, xflip=True, max_size=5, random_seed=1)
     assert dataset.name == 'pinknoise-16-n10000-seed0' and len(dataset) == 10 and dataset.resolution == 16
     np.testing.assert_array_equal(dataset[5][0], dataset[0][0][:, :, ::-1])
     for path, message in [('data.zip', "must start with 'synth:'"),
@@ -312,7 +312,14 @@ def test_synthetic_dataset_options_and_errors():
                           ('synth:primitives?size=4', 'unknown option'),
                           ('synth:primitives?n=-4', 'not a non-negative integer'),
                           ('synth:primitives?n=0', 'n must be >= 1'),
-                          ('synth:primitives?res=48', 'not a power of two')]:
+                          ('synth:primitives?res=48', 'not a power of two'),
+                          ('synth:primitives?res=16&seed=1', None)]:
+        if message is None:         # A stream refuses --mirror and --subset.
+            with pytest.raises(IOError, match='endless stream'):
+                SyntheticDataset(path=path, xflip=True)
+            with pytest.raises(IOError, match='endless stream'):
+                SyntheticDataset(path=path, max_size=100)
+            continue
         with pytest.raises(IOError, match=message):
             SyntheticDataset(path=path)
     with pytest.raises(IOError, match='resolution 32'):
@@ -352,3 +359,36 @@ def test_written_images_match_the_released_distributions(tmp_path, name):
         ours = np.median([STATISTICS[statistic](image) for image in images])
         tolerance = 0.3 if statistic == 'radial_power_slope' else 0.15 * abs(released)
         assert abs(ours - released) <= tolerance, (statistic, ours, released)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Endless stream.
+
+def test_stream_draws_are_pure_functions_of_seed_and_draw_index():
+    from plugins.primitives.dataset import STREAM_LENGTH, SyntheticDataset
+    stream = SyntheticDataset(path='synth:primitives-ps?res=16&seed=2', max_size=STREAM_LENGTH)
+    assert stream.name == 'primitives-ps-16-stream-seed2' and len(stream) == STREAM_LENGTH
+    far = 10 ** 9
+    np.testing.assert_array_equal(stream[far][0], synth.synthesize('primitives-ps', 2, far, 16).transpose(2, 0, 1))
+    np.testing.assert_array_equal(stream[far][0], pickle.loads(pickle.dumps(stream))[far][0])
+    assert not np.array_equal(stream[far][0], stream[far + 1][0])
+    assert stream[far][1].shape == (0,)
+
+
+def test_stream_never_repeats_an_image_within_100000_draws():
+    from plugins.primitives.dataset import SyntheticDataset
+    stream = SyntheticDataset(path='synth:pinknoise?res=4&seed=0')
+    digests = {stream[draw][0].tobytes() for draw in range(100_000)}
+    assert len(digests) == 100_000
+
+
+def test_stream_sampler_shares_the_draws_between_processes():
+    from plugins.primitives.dataset import SyntheticDataset
+    import itertools
+    stream = SyntheticDataset(path='synth:primitives?res=8')
+    draws = [list(itertools.islice(iter(stream.make_sampler(rank=rank, num_replicas=2, seed=5)), 4)) for rank in (0, 1)]
+    assert draws == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    fixed = SyntheticDataset(path='synth:primitives?res=8&n=20')
+    from torch_utils.misc import InfiniteSampler
+    assert (list(itertools.islice(iter(fixed.make_sampler(rank=0, num_replicas=1, seed=5)), 30)) ==
+            list(itertools.islice(iter(InfiniteSampler(fixed, rank=0, num_replicas=1, seed=5)), 30)))

@@ -58,7 +58,7 @@ def test_resumed_run_continues_exactly_as_a_straight_run(tmp_path, dataset16, fi
     assert_same(straight['training_state']['loss_state'], resumed['training_state']['loss_state'], 'loss_state')
     assert_same(straight['training_state']['optimizers'], resumed['training_state']['optimizers'], 'optimizers')
     assert torch.equal(straight['augment_pipe'].p, resumed['augment_pipe'].p)
-    for name in ['G', 'D', 'G_ema']:
+    for name in ['G', 'D', 'G_ema']:   # had the stream restarted at draw 0, the second half would differ
         assert_same(straight[name].state_dict(), resumed[name].state_dict(), name)
     assert read_stats(resumed_dir)[0]['Progress/kimg']['mean'] > 0.064  # the counter went on from the snapshot
 
@@ -202,3 +202,17 @@ def test_dataset_that_cannot_be_decoded_is_refused_before_writing(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert f'--data: cannot read the images of {data}: RuntimeError: pyspng' in result.stdout + result.stderr
     assert not (tmp_path / 'runs').exists()
+
+
+def test_a_resumed_run_continues_the_endless_synthetic_stream(tmp_path):
+    stream = ['--data-class', 'plugins.primitives.dataset.SyntheticDataset', '--aug', 'noaug']
+    data = 'synth:primitives?res=16&seed=4'
+    straight = load_snapshot(train(tmp_path / 'straight', data, '--kimg', 0.032, *stream))
+    first = train(tmp_path / 'first', data, '--kimg', 0.016, *stream)
+    assert json.loads((first / 'training_options.json').read_text())['training_set_kwargs']['path'] == data
+    (snapshot,) = first.glob('network-snapshot-*.pkl')
+    resumed_dir = train(tmp_path / 'resumed', data, '--kimg', 0.032, '--resume', snapshot, *stream)
+    assert 'Training state: restored (kimg 0.016' in (resumed_dir / 'log.txt').read_text()
+    resumed = load_snapshot(resumed_dir)
+    for name in ['G', 'D', 'G_ema']:   # had the stream restarted at draw 0, the second half would differ
+        assert_same(straight[name].state_dict(), resumed[name].state_dict(), name)

@@ -63,18 +63,31 @@ def _ceil_ignoring_rounding_noise(value):
     return math.ceil(round(value, 9))
 
 
-def linear_k(kimg, batch, nu, over_kimg):
-    """Linear Top-k (Sinha et al. 2020, as the ATop-k paper's ablation describes it): k falls linearly from
-    `batch` at kimg = 0 to k_min = ceil(nu * batch) at kimg = over_kimg, then stays at k_min (at least 1).
-    Between the two ends k is the linear value rounded up, so k never drops below the straight line and only
-    reaches k_min at over_kimg. The ATop-k paper uses nu = 0.75."""
+def topk_gan_k(nimg, batch, nu, gamma, training_set_size):
+    """Top-k GAN's schedule (Sinha et al. 2020, Sec. 3), the ATop-k paper's Linear Top-k: k = ceil(batch *
+    max(gamma^epochs, nu)), epochs = completed passes over the training set (nimg // training_set_size), i.e. k
+    shrinks by the factor gamma once per epoch down to ceil(nu * batch). Batch 4, nu 0.75, gamma 0.99 and 100 images
+    give k = 4 until epoch 28 and k = 3 from 2.9 kimg on."""
+    nimg = check_int_range('nimg', nimg, 0)
+    batch = check_int_range('batch', batch, 1)
+    nu = check_range('nu', nu, 0, 1, low_inclusive=False)
+    gamma = check_range('gamma', gamma, 0, 1, low_inclusive=False)
+    epochs = nimg // check_int_range('training_set_size', training_set_size, 1)
+    return max(_ceil_ignoring_rounding_noise(batch * max(gamma ** epochs, nu)), 1)
+
+
+def linear_ramp_k(kimg, batch, nu, over_kimg):
+    """A linear ramp (the project's alternative to Top-k GAN's schedule): k falls linearly from `batch` at
+    kimg = 0 to k_min = ceil(nu * batch) at kimg = over_kimg, rounded to the nearest integer (halves up), then stays
+    at k_min (at least 1). Each level is held for an equal share of the ramp, so k reaches k_min within it: batch 4
+    and nu 0.75 give k = 3 after over_kimg / 2."""
     kimg = check_range('kimg', kimg, 0)
     batch = check_int_range('batch', batch, 1)
     nu = check_range('nu', nu, 0, 1, low_inclusive=False)
     over_kimg = check_range('over_kimg', over_kimg, 0, low_inclusive=False)
     k_min = max(_ceil_ignoring_rounding_noise(nu * batch), 1)
     progress = min(kimg / over_kimg, 1.0)
-    return max(_ceil_ignoring_rounding_noise(batch - (batch - k_min) * progress), k_min)
+    return max(math.floor(round(batch - (batch - k_min) * progress + 0.5, 9)), k_min)
 
 
 def split_k_across_chunks(k, chunk_sizes):

@@ -3,10 +3,11 @@
 import torch
 from torch_utils import training_stats
 
-from plugins.atopk.core import KController, linear_k, select_topk_logits, split_k_across_chunks
+from plugins.atopk.core import KController, linear_ramp_k, select_topk_logits, split_k_across_chunks, topk_gan_k
 from plugins.common.options import check_choice, check_int_range, check_range
 
 MODES = ('adaptive', 'fixed', 'linear', 'worst')
+SCHEDULES = ('topk_gan', 'ramp')
 
 
 class ATopk:
@@ -15,15 +16,20 @@ class ATopk:
     Options:
       mode         'adaptive' (default): k from Eq. 11, driven by the overfitting heuristic's p (Eq. 10).
                    'fixed': k = `k` for the whole run (Table 5's fixed Top-k).
-                   'linear': Linear Top-k (Sinha et al. 2020): k falls linearly from the batch size at 0 kimg to
-                   ceil(nu * batch) at `linear_kimg` kimg, then stays there.
+                   'linear': Linear Top-k (Sinha et al. 2020), k from `schedule`.
                    'worst': Worst-k (Fig. 3): the k LOWEST-scoring fakes update G; k is adaptive exactly as in
                    'adaptive' (same p, same Eq. 11 walk) unless `k` is given.
       k            integer >= 1; required by 'fixed', optional for 'worst', refused by the other modes; at most the
                    batch size (checked once the batch is known).
+      schedule     Linear Top-k's k: 'topk_gan' (default), Top-k GAN's published k = ceil(batch * max(gamma^epochs,
+                   nu)) with epochs over the training set (`topk_gan_k`); 'ramp', a linear fall from the batch size
+                   to ceil(nu * batch) over `linear_kimg` kimg (`linear_ramp_k`).
       nu           Linear Top-k's final fraction, 0 < nu <= 1 (default 0.75, the ATop-k paper's value).
-      linear_kimg  kimg over which Linear Top-k decays (default 2000, the paper's training length).
-      seed         seed of the Eq. 11 draws (identical on every rank, so k is too, with no communication).
+      gamma        Top-k GAN's decay per epoch, 0 < gamma <= 1 (default 0.99, Sinha et al.'s).
+      linear_kimg  kimg over which the 'ramp' schedule falls (default 2000, the paper's training length).
+      seed         seed of the Eq. 11 draws (identical on every rank, so k is too, with no communication); by default
+                   the run's --seed, so runs with different seeds walk differently.
+    train.py passes the run's seed and training-set size (`random_seed`, `training_set_size`, patch 0013).
     The heuristic's p is reported as 'ATopk/p' in every mode but drives k only in 'adaptive' and adaptive 'worst'.
 
     Cadence: k moves once per minibatch, at its start, before G's update (Fig. 14 shows k changing between
@@ -46,13 +52,17 @@ class ATopk:
     name = 'atopk'
     stats_prefix = 'ATopk'
 
-    def __init__(self, mode='adaptive', k=None, nu=0.75, linear_kimg=2000, seed=0):
-        self.check_options(mode=mode, k=k, nu=nu, linear_kimg=linear_kimg, seed=seed)
+    def __init__(self, mode='adaptive', k=None, schedule='topk_gan', nu=0.75, gamma=0.99, linear_kimg=2000, seed=None,
+                 random_seed=0, training_set_size=None):
+        self.check_options(mode=mode, k=k, schedule=schedule, nu=nu, gamma=gamma, linear_kimg=linear_kimg, seed=seed)
         self.mode = mode
         self.fixed_k = None if k is None else int(k)
+        self.schedule = schedule
         self.nu = float(nu)
+        self.gamma = float(gamma)
         self.linear_kimg = float(linear_kimg)
-        self.seed = int(seed)
+        self.seed = int(random_seed if seed is None else seed)
+        self.training_set_size = training_set_size
         self.worst = mode == 'worst'
         self.adaptive = mode == 'adaptive' or (mode == 'worst' and k is None)
         self.controller = None  # KController, created once the batch is known
@@ -65,9 +75,11 @@ class ATopk:
     uses_heuristic = True  # p is reported in every mode
 
     @staticmethod
-    def check_options(mode='adaptive', k=None, nu=0.75, linear_kimg=2000, seed=0):
+    def check_options(mode='adaptive', k=None, schedule='topk_gan', nu=0.75, gamma=0.99, linear_kimg=2000, seed=None):
         """Validate the ATop-k options; raises ValueError naming the bad value and what is allowed."""
         check_choice('mode', mode, MODES)
+        check_choice('schedule', schedule, SCHEDULES)
+        check_range('gamma', gamma, 0, 1, low_inclusive=False)
         if k is not None:
             check_int_range('k', k, 1)
             if mode not in ('fixed', 'worst'):
@@ -76,7 +88,16 @@ class ATopk:
             raise ValueError("mode 'fixed' needs an integer k >= 1, e.g. {\"mode\": \"fixed\", \"k\": 3}")
         check_range('nu', nu, 0, 1, low_inclusive=False)
         check_range('linear_kimg', linear_kimg, 0, low_inclusive=False)
-        check_int_range('seed', seed, 0)
+        if seed is not None:
+            check_int_range('seed', seed, 0)
+
+    def _linear_k(self, tracker):
+        if self.schedule == 'ramp':
+            return linear_ramp_k(tracker.nimg / 1000, tracker.batch_size, self.nu, self.linear_kimg)
+        if self.training_set_size is None:
+            raise ValueError("ATop-k's Linear Top-k counts epochs of the training set, whose size train.py passes "
+                             "as training_set_size; give it, or use \"schedule\": \"ramp\"")
+        return topk_gan_k(tracker.nimg, tracker.batch_size, self.nu, self.gamma, self.training_set_size)
 
     def begin_minibatch(self, tracker, rank, world_size, p_host):
         """Set k for the minibatch that starts (the tracker has counted it) and split it over the chunks."""
@@ -87,7 +108,7 @@ class ATopk:
             if self.adaptive:
                 self.k = self.controller.step(self.p_host)
             elif self.mode == 'linear':
-                self.k = linear_k(tracker.nimg / 1000, tracker.batch_size, self.nu, self.linear_kimg)
+                self.k = self._linear_k(tracker)
             else:
                 self.k = self.fixed_k
             all_ks = split_k_across_chunks(self.k, tracker.all_chunk_sizes(world_size))
