@@ -55,7 +55,7 @@ DEFAULT_METHODS = (
     'anda=plugins.anda.Loss',
     'anda-weighted=plugins.anda.Loss:{"estimator": "weighted"}',
     'diggan=plugins.diggan.Loss',
-    'diggan-every=plugins.diggan.Loss:{"cadence": "every"}',
+    'diggan-lazy=plugins.diggan.Loss:{"cadence": "lazy", "wrt": "before"}',
 )
 UPSTREAM_PIPE = 'training.augment.AugmentPipe'
 BGC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1, contrast=1, lumaflip=1,

@@ -44,7 +44,7 @@ def _method_spec(name, spec):
     return dict(spec)
 
 
-def _split_options(name, method_class, options):
+def _split_options(name, method_class, options, facts):
     """(method options, heuristic options with defaults or None) for one method; unknown names are errors."""
     code = method_class.check_options.__code__
     method_names = list(code.co_varnames[:code.co_argcount])
@@ -60,11 +60,11 @@ def _split_options(name, method_class, options):
             valid = method_names + (list(HEURISTIC_DEFAULTS) if may_adapt else [])
             raise ValueError(f'{name}: unknown option {key!r}; valid options: {", ".join(valid)}')
     method_class.check_options(**method_options)
-    uses_heuristic = method_class(**method_options).uses_heuristic
+    uses_heuristic = method_class(**method_options, **_run_facts_for(method_class, facts)).uses_heuristic
     given = sorted(set(options) & set(HEURISTIC_DEFAULTS))
     if given and not uses_heuristic:
         raise ValueError(f'{name}: {", ".join(given)} set the overfitting heuristic, which {name} does not use '
-                         f'with these options' + (" (alpha is 'ada')" if name == 'anda' else ''))
+                         f'with these options' + (" (alpha is ADA's p)" if name == 'anda' else ''))
     if not uses_heuristic:
         return method_options, None
     check_range(f'{name}.target', heuristic['target'], 0, 1)
@@ -74,18 +74,18 @@ def _split_options(name, method_class, options):
 
 
 def _run_facts_for(method_class, facts):
-    """The facts about the run (train.py's random_seed, training_set_size) that the method's constructor takes."""
+    """The facts about the run (train.py's random_seed, training_set_size, ada_target) that the method takes."""
     return {name: value for name, value in facts.items() if name in inspect.signature(method_class).parameters}
 
 
-def _parse_methods(atopk, anda, diggan, shared_heuristic):
+def _parse_methods(atopk, anda, diggan, shared_heuristic, facts):
     """{name: (method options, heuristic options or None)} for the methods that are on, validated."""
     check_type('shared_heuristic', shared_heuristic, bool)
     parsed = {}
     for name, spec in (('atopk', atopk), ('anda', anda), ('diggan', diggan)):
         options = _method_spec(name, spec)
         if options is not None:
-            parsed[name] = _split_options(name, METHODS[name], options)
+            parsed[name] = _split_options(name, METHODS[name], options, facts)
     settings = {name: heuristic for name, (_, heuristic) in parsed.items() if heuristic is not None}
     if shared_heuristic and len({tuple(sorted(h.items())) for h in settings.values()}) > 1:
         raise ValueError(f'the methods share one overfitting heuristic, but their settings differ: {settings}; give '
@@ -110,17 +110,18 @@ class Loss(StyleGAN2Loss):
     Minibatches are learnt from the phase calls (plugins.common.minibatch.MinibatchTracker); upstream's
     style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.
     `state_dict`/`load_state_dict` hold every method's state, the heuristics, the minibatch counters and pl_mean.
-    train.py passes the run's `random_seed` and `training_set_size` (patch 0013) to the methods that take them.
+    train.py passes the run's `random_seed`, `training_set_size` and `ada_target` (patch 0013) to the methods that
+    take them.
     """
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, atopk=None, anda=None, diggan=None,
                  shared_heuristic=True, style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2, pl_decay=0.01,
-                 pl_weight=2, random_seed=0, training_set_size=None):
-        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic)
+                 pl_weight=2, random_seed=0, training_set_size=None, ada_target=None):
+        facts = {'random_seed': random_seed, 'training_set_size': training_set_size, 'ada_target': ada_target}
+        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic, facts)
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
                          style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink,
                          pl_decay=pl_decay, pl_weight=pl_weight)
-        facts = {'random_seed': random_seed, 'training_set_size': training_set_size}
         self.methods = {name: METHODS[name](**options, **_run_facts_for(METHODS[name], facts))
                         for name, (options, _) in parsed.items()}
         self.heuristics = {}  # method name -> OverfitHeuristic (one object for all when shared)
@@ -131,14 +132,16 @@ class Loss(StyleGAN2Loss):
         self.p_host = {name: 0.0 for name in self.heuristics}  # each heuristic's p, read at its adjustments
         if 'anda' in self.methods:
             self.methods['anda'].check_augment_pipe(augment_pipe)
+            if _rank_and_world_size()[0] == 0:
+                print(f"ANDA: alpha is {self.methods['anda'].alpha_description()}")
         self.tracker = MinibatchTracker()
 
     @staticmethod
-    def check_options(atopk=None, anda=None, diggan=None, shared_heuristic=True, augment_pipe=None,
+    def check_options(atopk=None, anda=None, diggan=None, shared_heuristic=True, augment_pipe=None, ada_target=None,
                       **upstream_options):
         """Validate the methods' options (upstream's own are left to upstream); raises ValueError. train.py also
-        passes `augment_pipe`, whether the run will have one, for the options that need it."""
-        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic)
+        passes `augment_pipe`, whether the run will have one, and `ada_target`, for the options that need them."""
+        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic, {'ada_target': ada_target})
         if augment_pipe is False and 'anda' in parsed:
             ANDA(**parsed['anda'][0]).check_augment_pipe(None)
 

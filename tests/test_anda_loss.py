@@ -32,7 +32,7 @@ def is_jigsaw_of(negatives, reals):
 
 def test_sampled_puts_negatives_at_rate_lam_times_one_minus_alpha():
     from plugins.anda.method import ANDA
-    anda = ANDA(lam=0.5)
+    anda = ANDA(lam=0.5, estimator='sampled')
     generator = torch.Generator().manual_seed(0)
     real = torch.rand([64, 3, 8, 8], generator=generator) * 2 - 1
     fake = torch.rand([64, 3, 8, 8], generator=generator) + 5  # values no real image has
@@ -91,7 +91,7 @@ def test_negatives_never_reach_G():
     torch.manual_seed(3)
     fakes = G(z[0], c[0])  # differentiable wrt G
     fakes.retain_grad()
-    (images, _, is_negative), = ANDA(lam=0.5).d_fake_inputs(fakes, real[0].requires_grad_(True), torch.tensor(0.0))
+    (images, _, is_negative), = ANDA(lam=0.5, estimator='sampled').d_fake_inputs(fakes, real[0].requires_grad_(True), torch.tensor(0.0))
     assert 0 < int(is_negative.sum()) < 8
     torch.nn.functional.softplus(D(images, c[0])).sum().backward()
     assert (fakes.grad[is_negative] == 0).all()
@@ -111,7 +111,7 @@ def collect(prefix):
 
 def test_alpha_follows_the_heuristic_and_the_stats_are_reported():
     G, D = tiny_networks()
-    loss = make_loss(G, D, 'plugins.anda.Loss', speed_kimg=0.064)  # one adjustment moves p by 0.25
+    loss = make_loss(G, D, 'plugins.anda.Loss', estimator='sampled', speed_kimg=0.064)  # a step moves p by 0.25
     batches = Batches(batch=4, batch_gpu=2)
     collector = collect('ANDA/')
     D.offset = 50.0  # reals positive: eta = 1 > target, p rises
@@ -146,12 +146,13 @@ def test_alpha_can_follow_ADA_p():
 @pytest.mark.parametrize('options, message', [
     ({'lam': 1.0}, r'lam must lie in \[0, 1\), got 1.0'),
     ({'lam': -0.1}, r'lam must lie in \[0, 1\), got -0.1'),
-    ({'estimator': 'exact'}, "estimator must be one of 'sampled', 'weighted', 'released'; got 'exact'"),
-    ({'alpha': 'fixed'}, "alpha must be one of 'heuristic', 'ada'; got 'fixed'"),
+    ({'estimator': 'exact'}, "estimator must be one of 'released', 'sampled', 'weighted'; got 'exact'"),
+    ({'alpha': 'fixed'}, "alpha must be one of 'auto', 'ada', 'heuristic'; got 'fixed'"),
     ({'negative': 'blur'}, "negative must be one of 'jigsaw', 'stitch', 'cutout', 'mixup', 'cutmix', 'rotation'; got 'blur'"),
     ({'grid': 5}, r'grid must lie in \[2, 4\], got 5'),
     ({'negative': 'cutout', 'grid': 3}, "grid=3 applies only to negative 'jigsaw', not 'cutout'"),
     ({'alpha': 'ada', 'target': 0.5}, "anda: target set the overfitting heuristic, which anda does not use"),
+    ({'target': 0.5, 'ada_target': 0.6}, r"which anda does not use with these options \(alpha is ADA's p\)"),
 ])
 def test_bad_options_are_refused(options, message):
     from plugins.anda import Loss
@@ -159,15 +160,32 @@ def test_bad_options_are_refused(options, message):
         Loss.check_options(**options)
 
 
+def test_defaults_are_the_released_estimator_with_alpha_from_ADA_when_p_adapts():
+    from training.augment import AugmentPipe
+    G, D = tiny_networks()
+    pipe = AugmentPipe(xflip=1)
+    pipe.p.fill_(0.3)
+    adapting = make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe, ada_target=0.6)
+    anda = adapting.methods['anda']
+    assert anda.estimator == 'released' and anda.alpha_source == 'ada' and adapting.heuristics == {}
+    assert anda.alpha_description() == "the augment pipe's p (ADA, target 0.6)"
+    fixed_p = make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe)       # --aug fixed, or a pipe at p = 1
+    assert fixed_p.methods['anda'].alpha_source == 'heuristic' and 'anda' in fixed_p.heuristics
+    no_pipe = make_loss(G, D, 'plugins.anda.Loss')
+    assert no_pipe.methods['anda'].alpha_description() == "the overfitting heuristic's p (Eq. 10)"
+
+
 @pytest.mark.parametrize('estimator, aug', [('sampled', 'noaug'), ('weighted', 'ada'), ('released', 'ada')])
 def test_train_py_runs_each_estimator(tmp_path, dataset16, estimator, aug):
     options = {'estimator': estimator, 'lam': 0.5}
-    if estimator == 'released':
-        options['alpha'] = 'ada'
     run_dir = train(tmp_path, dataset16, '--kimg', '0.05', '--aug', aug, '--loss', 'plugins.anda.Loss',
                     '--loss-kwargs', json.dumps(options))
     stats = read_stats(run_dir)[-1]
-    for key in ['ANDA/alpha', 'ANDA/negative_share', 'ANDA/score_gap', 'ANDA/eta' if estimator != 'released' else
+    for key in ['ANDA/alpha', 'ANDA/negative_share', 'ANDA/score_gap', 'ANDA/eta' if aug == 'noaug' else
                 'Progress/augment']:
         assert key in stats and math.isfinite(stats[key]['mean']), key
     assert '-anda-' in run_dir.name and f'-estimator={estimator}-' in run_dir.name
+    source = "the augment pipe's p (ADA, target 0.6)" if aug == 'ada' else "the overfitting heuristic's p (Eq. 10)"
+    assert f'ANDA: alpha is {source}' in (run_dir / 'log.txt').read_text()
+    written = json.loads((run_dir / 'training_options.json').read_text())['loss_kwargs']
+    assert written['ada_target'] == (0.6 if aug == 'ada' else None)

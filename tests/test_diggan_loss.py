@@ -76,9 +76,9 @@ def test_penalty_and_its_D_gradient_match_per_image_gradients(wrt, cadence, phas
     assert any(float(g.abs().sum()) > 0 for g in ours)
 
 
-def test_R1_and_DigGAN_share_the_real_gradient(monkeypatch):
+def test_lazy_R1_and_DigGAN_share_the_real_gradient(monkeypatch):
     G, D = tiny_networks()
-    loss = make_loss(G, D, 'plugins.diggan.Loss', weight=10.0)
+    loss = make_loss(G, D, 'plugins.diggan.Loss', weight=10.0, cadence='lazy', wrt='before')
     real, real_c, z, c = Batches(batch=4, batch_gpu=4).next()
     calls = []
     grad = torch.autograd.grad
@@ -88,6 +88,43 @@ def test_R1_and_DigGAN_share_the_real_gradient(monkeypatch):
     collector.update()
     assert collector.num('DigGAN/penalty') == 1
     assert len(calls) == 2  # one for the fakes, one for the reals that serves R1 and DigGAN
+
+
+def test_defaults_are_the_released_regulariser_on_augmented_images_every_D_step():
+    """Released BigGAN code: at each D update, per-image norms of dD/d(augmented input), smoothed 0.5/0.5 with the
+    previous update's smoothed norms (detached), penalty weight * mean (fake - real)^2, no interval scaling."""
+    G, D = tiny_networks()
+    pipe = RecordingPipe()
+    loss = make_loss(G, D, 'plugins.diggan.Loss', r1_gamma=0, pl_weight=0, augment_pipe=pipe)
+    batches = Batches(batch=4, batch_gpu=4)
+    previous = None
+    for step in range(3):
+        real, real_c, z, c = batches.next()
+        D.zero_grad(set_to_none=True)
+        pipe.inputs.clear()
+        collector = collect()
+        loss.accumulate_gradients('Dmain', real[0], real_c[0], z[0], c[0], sync=True, gain=1)
+        collector.update()
+        ours = [p.grad.clone() for p in D.parameters()]
+        fakes, reals = pipe.inputs[0], pipe.inputs[-1]
+
+        D.zero_grad(set_to_none=True)
+        norms = {'real': per_image_norms(D, pipe, reals, c[0], 'after'),
+                 'fake': per_image_norms(D, pipe, fakes, c[0], 'after')}
+        if previous is not None:
+            norms = {key: 0.5 * value + 0.5 * previous[key] for key, value in norms.items()}
+        previous = {key: value.detach() for key, value in norms.items()}
+        penalty = (norms['fake'] - norms['real']).square().mean()
+        assert collector.mean('DigGAN/penalty') == pytest.approx(penalty.item(), rel=1e-4)
+        sp = torch.nn.functional.softplus
+        reference = 1000 * penalty + sp(D(pipe(fakes), c[0])).mean() + sp(-D(pipe(reals), c[0])).mean()
+        reference.backward()
+        for got, want in zip(ours, (p.grad for p in D.parameters())):
+            torch.testing.assert_close(got, torch.zeros_like(got) if want is None else want, rtol=1e-4, atol=1e-6)
+    collector = collect()
+    loss.accumulate_gradients('Dreg', real[0], real_c[0], z[0], c[0], sync=True, gain=16)
+    collector.update()
+    assert collector.num('DigGAN/penalty') == 0                     # not in the regularisation phase
 
 
 def test_weight_zero_is_the_upstream_loss_exactly():

@@ -131,7 +131,8 @@ def test_state_dict_restores_every_method():
 
 RUNS = [
     ({'atopk': {}, 'anda': {}}, ['--aug', 'plugins.diffaug.AugmentPipe'], ['ATopk', 'ANDA']),
-    ({'atopk': {'mode': 'fixed', 'k': 2}, 'diggan': {'weight': 10}}, ['--aug', 'ada'], ['ATopk', 'DigGAN']),
+    ({'atopk': {'mode': 'fixed', 'k': 2}, 'diggan': {'weight': 10, 'cadence': 'lazy', 'wrt': 'before'}},
+     ['--aug', 'ada'], ['ATopk', 'DigGAN']),
     ({'anda': {'estimator': 'weighted'}, 'diggan': {'cadence': 'every', 'wrt': 'after'}}, ['--aug', 'ada'],
      ['ANDA', 'DigGAN']),
     ({'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every'}}, ['--aug', 'fixed', '--p', '0.2'],

@@ -6,25 +6,28 @@ from torch_utils import training_stats
 from plugins.anda.negatives import NEGATIVE_TRANSFORMS, make_negatives
 from plugins.common.options import check_choice, check_int_range, check_range
 
-ESTIMATORS = ('sampled', 'weighted', 'released')
-ALPHA_SOURCES = ('heuristic', 'ada')
+ESTIMATORS = ('released', 'sampled', 'weighted')
+ALPHA_SOURCES = ('auto', 'ada', 'heuristic')
 
 
 class ANDA:
     """D's fake term of the ANDA supplementary's Eq. S4: weight w = lam * (1 - alpha) on negatives T(NDA(x_real))
     and 1 - w on T(G(z)); the real term, G's loss and every regulariser stay upstream's.
 
+    The defaults are the released code's (`Training_ANDA/training/loss.py`), which produced the paper's tables.
     Options:
       lam          lambda of Eq. S4, 0 <= lam < 1 (default 0.2, the released value). lam = 0 switches ANDA off.
-      estimator    'sampled' (default): each fake slot of D's batch holds a negative with probability w, else the
-                   generated image, in one D pass, so D's cost is unchanged; its expectation is Eq. S4.
+      estimator    'released' (default): the authors' released code: per-image flags f ~ Bernoulli(alpha); when
+                   none fires in the chunk, D's fake input is the pixel blend lam * NDA(x) + (1 - lam) * G(z)
+                   (0.2 / 0.8 at the default lam), otherwise plain G(z).
+                   'sampled': Eq. S4 as written: each fake slot of D's batch holds a negative with probability w,
+                   else the generated image, in one D pass, so D's cost is unchanged; its expectation is Eq. S4.
                    'weighted': D sees the full generated batch and a full batch of negatives and the two terms are
                    weighted by 1 - w and w exactly (lower variance, one more D pass).
-                   'released': the authors' released code: per-image flags f ~ Bernoulli(alpha); when none fires
-                   in the chunk, D's fake input is the pixel blend lam * NDA(x) + (1 - lam) * G(z) (0.2 / 0.8 at the
-                   default lam), otherwise plain G(z).
-      alpha        where alpha comes from: 'heuristic' (default): the shared overfitting heuristic's p (Eq. 10, so
-                   ANDA works without ADA); 'ada': ADA's augment_pipe.p, as the released code does (needs a pipe).
+      alpha        where alpha comes from: 'auto' (default): ADA's augment_pipe.p when the run adapts p (train.py's
+                   `ada_target` is set: --aug ada, or a pipe with --target), as released, else the shared
+                   overfitting heuristic's p (Eq. 10, so ANDA works without ADA); the choice is printed at start.
+                   'ada': always the pipe's p (needs a pipe); 'heuristic': always the heuristic's p.
       negative     the NDA transform: 'jigsaw' (default; `grid` x `grid` patches, a random non-identity
                    permutation per image), 'stitch', 'cutout', 'mixup', 'cutmix', 'rotation'.
       grid         jigsaw's grid size, 2 (default) to 4.
@@ -39,17 +42,18 @@ class ANDA:
     name = 'anda'
     stats_prefix = 'ANDA'
 
-    def __init__(self, lam=0.2, estimator='sampled', alpha='heuristic', negative='jigsaw', grid=2):
+    def __init__(self, lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2, ada_target=None):
         self.check_options(lam=lam, estimator=estimator, alpha=alpha, negative=negative, grid=grid)
         self.lam = float(lam)
         self.estimator = estimator
-        self.alpha_source = alpha
+        self.ada_target = ada_target
+        self.alpha_source = alpha if alpha != 'auto' else ('ada' if ada_target is not None else 'heuristic')
         self.negative = negative
         self.negative_options = {'grid': int(grid)} if negative == 'jigsaw' else {}
-        self.uses_heuristic = alpha == 'heuristic'
+        self.uses_heuristic = self.alpha_source == 'heuristic'
 
     @staticmethod
-    def check_options(lam=0.2, estimator='sampled', alpha='heuristic', negative='jigsaw', grid=2):
+    def check_options(lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2):
         """Validate the ANDA options; raises ValueError naming the bad value and what is allowed."""
         check_range('lam', lam, 0, 1, high_inclusive=False)
         check_choice('estimator', estimator, ESTIMATORS)
@@ -67,6 +71,11 @@ class ANDA:
         if self.alpha_source == 'ada' and getattr(augment_pipe, 'p', None) is None:
             raise ValueError("ANDA alpha='ada' follows the augment pipe's p, but this run has no augment pipe; "
                              "use --aug ada (or fixed, or a pipe class) or alpha='heuristic'")
+
+    def alpha_description(self):
+        if self.alpha_source == 'heuristic':
+            return "the overfitting heuristic's p (Eq. 10)"
+        return "the augment pipe's p" + (f' (ADA, target {self.ada_target:g})' if self.ada_target is not None else '')
 
     def alpha(self, heuristic_p, augment_pipe):
         """alpha as a float32 tensor on the training device, without reading it back to the host."""

@@ -9,7 +9,7 @@ class Loss(PluginLoss):
     `plugins.diggan.method.DigGAN` (weight, cadence, wrt, smoothing), plus upstream's."""
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None,
-                 weight: float = 1000.0, cadence: str = 'lazy', wrt: str = 'before', smoothing: float = 0.0,
+                 weight: float = 1000.0, cadence: str = 'every', wrt: str = 'after', smoothing: float = 0.5,
                  style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2, pl_decay=0.01, pl_weight=2):
         diggan = dict(weight=weight, cadence=cadence, wrt=wrt, smoothing=smoothing)
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,

@@ -13,21 +13,21 @@ class DigGAN:
     """weight * mean_i (||grad_x D(x_real_i)||_2 - ||grad_x D(x_fake_i)||_2)^2 added to D's loss (DigGAN's R): the
     gradient of the raw logits with respect to D's input, second-order gradients into D, the fakes detached.
 
+    The defaults are the released BigGAN code's (`DiffAugment-biggan-cifar/train_fns.py`); README.md ("DigGAN")
+    compares the options.
     Options:
       weight     > 0 turns it on (default 1000, the StudioGAN configs' value; the authors used 10 at full data and
                  1000-10000 at 10-20% data); 0 switches DigGAN off entirely (the run is then the loss without it).
-      cadence    'lazy' (default): in the regularisation phase with R1 (every 16th minibatch with train.py),
-                 where the training loop's gain scales it by the interval exactly as upstream's lazy R1, so the
-                 average strength equals applying it every step. Default because it is what StyleGAN2 does with
-                 its own gradient penalty (lazy regularisation costs nothing in quality there) and it keeps the
-                 cost low: one extra D pass on fakes every 16 minibatches, the real gradient shared with R1.
-                 'every': in every D main step, as the released BigGAN code (once per G iteration, no scaling).
-      wrt        gradient with respect to D's input 'before' (default) the augment pipe, as upstream's R1, so the
-                 real gradient is R1's own; or 'after' it, as the released code (one gradient call still serves
-                 both, through the pipe's graph).
-      smoothing  the released code's smoothing of each norm stream with the previous step's:
-                 g <- (1 - smoothing) * g + smoothing * g_prev (0.5 in the released code; default 0: off). Per
-                 batch position, from one D step (chunk) to the next.
+      cadence    'every' (default): in every D main step without scaling, as released (StyleGAN2 makes one D update
+                 per G update). 'lazy': in the regularisation phase with R1 (every 16th minibatch with train.py),
+                 scaled by the interval through the training loop's gain like upstream's lazy R1; cheaper (one
+                 extra D pass on fakes every 16 minibatches, the real gradient shared with R1).
+      wrt        gradient with respect to D's input 'after' (default) the augment pipe, the images D sees, as
+                 released; or 'before' it, as upstream's R1 (the real gradient is then R1's own). One gradient call
+                 serves R1 and DigGAN either way.
+      smoothing  each norm stream mixed with the previous step's smoothed norms, per batch position:
+                 g <- (1 - smoothing) g + smoothing g_prev (default 0.5, as released, where it is always on;
+                 0: off). From one D step (chunk) to the next in which DigGAN runs.
     The fakes are the images D's fake term uses (under ANDA these include its negatives), detached from G.
 
     Stats: 'DigGAN/real_norm', 'DigGAN/fake_norm' (per image, after smoothing), 'DigGAN/gap' (real minus fake
@@ -38,7 +38,7 @@ class DigGAN:
     stats_prefix = 'DigGAN'
     uses_heuristic = False
 
-    def __init__(self, weight=1000.0, cadence='lazy', wrt='before', smoothing=0.0):
+    def __init__(self, weight=1000.0, cadence='every', wrt='after', smoothing=0.5):
         self.check_options(weight=weight, cadence=cadence, wrt=wrt, smoothing=smoothing)
         self.weight = float(weight)
         self.cadence = cadence
@@ -48,7 +48,7 @@ class DigGAN:
         self.fake_smoother = NormSmoother(self.smoothing)
 
     @staticmethod
-    def check_options(weight=1000.0, cadence='lazy', wrt='before', smoothing=0.0):
+    def check_options(weight=1000.0, cadence='every', wrt='after', smoothing=0.5):
         """Validate the DigGAN options; raises ValueError naming the bad value and what is allowed."""
         check_range('weight', weight, 0)
         check_choice('cadence', cadence, CADENCES)
