@@ -136,31 +136,38 @@ def test_mixup_blends_with_a_different_image_with_beta_25_25_weights():
     assert abs(weights.mean() - 0.5) < 0.03 and 0.04 < weights.std() < 0.1
 
 
-def test_cutout_fills_a_box_of_the_stated_size_with_the_images_channel_means():
-    x = noise_batch(128, height=32, width=32)
+def test_cutout_fills_a_box_of_NDAs_size_with_the_boxs_channel_means():
+    x = noise_batch(256, height=32, width=32)
     out = cutout(x, generator=seeded(5))
-    sides = []
+    sides, corners = [], []
     for image, cut in zip(x, out):
         changed = (cut != image).any(dim=0)
-        box_height, box_width, _, _ = assert_is_rectangle(changed)
-        assert box_height == box_width and 10 <= box_height <= 20  # side (10 + 10U) / 32 of 32 pixels
-        assert (10 / 32) ** 2 <= changed.float().mean() <= (20 / 32) ** 2
-        means = image.mean(dim=(1, 2))
-        assert torch.equal(cut[:, changed], means[:, None].expand(3, int(changed.sum())))
+        box_height, box_width, top, left = assert_is_rectangle(changed)
+        assert box_height == box_width and 10 <= box_height <= 19  # floor(10 + 10U) of 32 pixels, as NDA
+        assert top + box_height <= 31 and left + box_width <= 31     # corner floor((32 - k) U): never flush right
+        means = image[:, changed].mean(dim=1)                       # the patch's own mean, not the image's
+        assert torch.allclose(cut[:, changed], means[:, None].expand(3, int(changed.sum())), rtol=0, atol=1e-12)
         sides.append(box_height)
-    assert min(sides) <= 12 and max(sides) >= 18
+        corners.append(top)
+    assert min(sides) == 10 and max(sides) == 19 and min(corners) == 0
 
 
-def test_rotation_is_a_quarter_half_or_three_quarter_turn_never_none():
-    x = noise_batch(96, height=8, width=8)
+def test_cutout_scales_NDAs_32_pixel_sizes():
+    out = cutout(noise_batch(64, height=64, width=64), generator=seeded(3))
+    sides = [assert_is_rectangle((cut != image).any(dim=0))[0] for image, cut in zip(noise_batch(64, 3, 64, 64), out)]
+    assert min(sides) >= 20 and max(sides) <= 39
+
+
+def test_rotation_turns_every_image_60_degrees_as_PIL_does():
+    import numpy as np
+    import PIL.Image
+    x = torch.randint(0, 256, (4, 3, 32, 32), generator=seeded(6)).double() / 127.5 - 1
     out = rotation(x, generator=seeded(6))
-    turns_seen = set()
     for image, rotated in zip(x, out):
-        assert not torch.equal(rotated, image)
-        matching = [turns for turns in (1, 2, 3) if torch.equal(rotated, torch.rot90(image, turns, dims=(1, 2)))]
-        assert len(matching) == 1
-        turns_seen.add(matching[0])
-    assert turns_seen == {1, 2, 3}
+        pil = PIL.Image.fromarray(((image + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+        reference = torch.from_numpy(np.asarray(pil.rotate(60)).astype(np.float64) / 127.5 - 1).permute(2, 0, 1)
+        torch.testing.assert_close(rotated, reference, rtol=0, atol=1e-9)
+    assert (out[:, :, 0, 0] == -1).all()                            # a black corner
 
 
 def test_rotation_rejects_non_square_images():
@@ -189,7 +196,8 @@ def test_transforms_are_reproducible_with_a_seeded_generator(name):
     x = noise_batch(16)
     first = make_negatives(x, name, generator=seeded(8))
     assert torch.equal(first, make_negatives(x, name, generator=seeded(8)))
-    assert not torch.equal(first, make_negatives(x, name, generator=seeded(9)))
+    if name != 'rotation':  # NDA's rotation is one fixed angle
+        assert not torch.equal(first, make_negatives(x, name, generator=seeded(9)))
 
 
 def test_make_negatives_passes_options_and_lists_valid_names_on_error():

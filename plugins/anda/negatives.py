@@ -128,18 +128,20 @@ def stitch(x, generator=None):
 
 
 def cutout(x, generator=None):
-    """Cutout negative (NDA): a box of side (10 + 10U) / 32 of the image (U ~ U[0, 1) per image; square for square
-    images, round(fraction * size) pixels per axis), placed uniformly at random fully inside the image and filled
-    with that image's per-channel mean (taken over the whole image before cutting).
+    """Cutout negative (NDA's `train_fns_aug.py`): a square of side floor((10 + 10U) H / 32) pixels (10-19 at 32x32,
+    U ~ U[0, 1) per image), its corner at floor((H - side) U') on each axis, filled with the mean of each channel
+    over that square. Needs square images.
     """
     _check_images(x)
     height, width = x.shape[2:]
-    side_fraction = (10 + 10 * _uniform((x.shape[0],), x, generator)) / 32
-    box_height = (side_fraction * height).round().long().clamp(1, height)
-    box_width = (side_fraction * width).round().long().clamp(1, width)
-    inside_box = _random_box_mask(x, box_height, box_width, generator)
-    channel_means = x.mean(dim=(2, 3), keepdim=True)
-    return torch.where(inside_box, channel_means, x)
+    if height != width:
+        raise ValueError(f'cutout needs square images, got H={height}, W={width}')
+    side = ((10 + 10 * _uniform((x.shape[0],), x, generator)) * height / 32).floor().long().clamp(1, height)
+    top = ((height - side) * _uniform((x.shape[0],), x, generator)).floor().long()
+    left = ((width - side) * _uniform((x.shape[0],), x, generator)).floor().long()
+    inside_box = _box_mask(top, left, side, side, height, width)
+    box_means = (x * inside_box).sum(dim=(2, 3), keepdim=True) / (side * side)[:, None, None, None]
+    return torch.where(inside_box, box_means.to(x.dtype), x)
 
 
 def mixup(x, concentration=25, generator=None):
@@ -172,17 +174,25 @@ def cutmix(x, generator=None):
     return torch.where(inside_box, partners, x)
 
 
-def rotation(x, generator=None):
-    """Rotation negative (NDA): rotate each image by 90, 180 or 270 degrees (uniformly, never 0) in the image
-    plane; needs square images.
+def rotation(x, generator=None, angle=60):
+    """Rotation negative (NDA's `train_fns_aug.py` `rotate`): every image turned by the same `angle` degrees
+    (default 60, NDA's) counter-clockwise about its centre, nearest-neighbour, the uncovered corners black (-1), as
+    PIL's `rotate` does there. Deterministic: `generator` is accepted for a uniform signature. Needs square images.
     """
     _check_images(x)
     height, width = x.shape[2:]
     if height != width:
         raise ValueError(f'rotation needs square images, got H={height}, W={width}')
-    quarter_turns = _randint(1, 4, (x.shape[0],), x, generator)
-    all_rotations = torch.stack([torch.rot90(x, turns, dims=(2, 3)) for turns in (1, 2, 3)], dim=1)
-    return all_rotations[torch.arange(x.shape[0], device=x.device), quarter_turns - 1]
+    radians = math.radians(angle)
+    cos, sin = math.cos(radians), math.sin(radians)
+    centre = (height - 1) / 2
+    offsets = torch.arange(height, device=x.device, dtype=torch.float64) - centre
+    dy, dx = offsets[:, None], offsets[None, :]
+    source_x = (cos * dx - sin * dy + centre).round().long()     # inverse of a counter-clockwise turn, y down
+    source_y = (sin * dx + cos * dy + centre).round().long()
+    inside = (source_x >= 0) & (source_x < width) & (source_y >= 0) & (source_y < height)
+    rotated = x[:, :, source_y.clamp(0, height - 1), source_x.clamp(0, width - 1)]
+    return torch.where(inside, rotated, torch.full_like(rotated, -1))
 
 
 NEGATIVE_TRANSFORMS = {
