@@ -13,6 +13,11 @@ over those runs (seeds), and these plots, each only when it has something to sho
     augment-p.png            the augment probability p (Progress/augment) of the runs that augment
     controllers-<NAME>.png   one panel per stats key starting with ATopk/, ANDA/ or DigGAN/
 
+Runs that start from another run's snapshot (--resume, e.g. fine-tuning after Primitives-PS pretraining) form
+their own groups, marked "fine-tuned". When a group has a from-scratch counterpart (same method, augmentation and
+dataset), each of its runs gets the kimg at which its FID first reached 95% of the scratch runs' best FID (FID <=
+best / 0.95, the best averaged over the scratch seeds): the Primitives-PS supplement's convergence figure.
+
 FID comes from the same metric in every run: --metric, else fid50k_full when some run has it, else the
 metric-fid*.jsonl name most runs have. A metric row's kimg is that of the tick it was computed at (rows written
 during training, matched by timestamp); for rows computed afterwards (calc_metrics.py on a snapshot) it is the
@@ -31,6 +36,7 @@ import click
 import numpy as np
 
 CONTROLLER_PREFIXES = ('ATopk/', 'ANDA/', 'DigGAN/')
+CONVERGENCE_FRACTION = 0.95     # Primitives-PS: the kimg where a run reaches 95% of the scratch baseline's best FID
 AUGMENT_KEY = 'Progress/augment'
 DEFAULT_METRIC = 'fid50k_full'
 # Upstream AugmentPipe's option groups, as train.py's --augpipe names them (bgc = blit + geom + color).
@@ -43,6 +49,7 @@ AUGPIPE_GROUPS = (
     ('c', 'cutout', ('cutout',)),
 )
 UPSTREAM_PIPE = 'training.augment.AugmentPipe'
+LOSS_KWARGS_NOT_OPTIONS = ('class_name', 'random_seed', 'training_set_size', 'ada_target')
 
 
 class ReportError(ValueError):
@@ -87,7 +94,13 @@ class Run:
 
     @property
     def loss_options(self):
-        return {k: v for k, v in self.options.get('loss_kwargs', {}).items() if k != 'class_name'}
+        """The loss's options, without the facts about the run that train.py adds (patch 0013)."""
+        return {k: v for k, v in self.options.get('loss_kwargs', {}).items() if k not in LOSS_KWARGS_NOT_OPTIONS}
+
+    @property
+    def fine_tuned(self):
+        """Whether the run started from another run's snapshot (--resume)."""
+        return self.options.get('resume_pkl') is not None
 
     @property
     def kimg(self):
@@ -261,12 +274,19 @@ def shared_loss_options(runs):
 
 def method_label(run, shared):
     return ' '.join([short_class_name(run.loss_class)] +
-                    format_options({k: v for k, v in run.loss_options.items() if k not in shared}))
+                    format_options({k: v for k, v in run.loss_options.items() if k not in shared}) +
+                    (['(fine-tuned)'] if run.fine_tuned else []))
 
 
 def group_key(run):
     return (run.loss_class, json.dumps(run.loss_options, sort_keys=True), augmentation_label(run.options),
-            dataset_label(run.options))
+            dataset_label(run.options), run.fine_tuned)
+
+
+def convergence_kimg(curve, scratch_best):
+    """kimg of the first point of curve [(kimg, FID)] with FID <= scratch_best / CONVERGENCE_FRACTION, else NaN."""
+    threshold = scratch_best / CONVERGENCE_FRACTION
+    return next((kimg for kimg, value in curve if value <= threshold), math.nan)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -287,16 +307,18 @@ def choose_metric(runs, requested=None):
     return max(sorted(counts), key=counts.__getitem__)
 
 
-def summarize(run, metric, shared):
-    """The table's numbers for one run."""
+def summarize(run, metric, shared, scratch_best=math.nan):
+    """The table's numbers for one run; scratch_best is the from-scratch counterpart's best FID (or NaN)."""
     curve = run.fid_curve(metric) if metric else []
     best_kimg, best = min(curve, key=lambda point: point[1]) if curve else (math.nan, math.nan)
+    converged = convergence_kimg(curve, scratch_best) if _finite(scratch_best) else math.nan
     return dict(run=run.path, method=method_label(run, shared), augmentation=augmentation_label(run.options),
                 dataset=dataset_label(run.options), seed=run.seed, kimg=run.kimg, best_fid=best,
-                best_kimg=best_kimg, final_fid=curve[-1][1] if curve else math.nan, sec_per_kimg=run.sec_per_kimg)
+                best_kimg=best_kimg, final_fid=curve[-1][1] if curve else math.nan,
+                converged_kimg=converged, sec_per_kimg=run.sec_per_kimg)
 
 
-NUMERIC_FIELDS = ('kimg', 'best_fid', 'best_kimg', 'final_fid', 'sec_per_kimg')
+NUMERIC_FIELDS = ('kimg', 'best_fid', 'best_kimg', 'final_fid', 'converged_kimg', 'sec_per_kimg')
 
 
 def aggregate(rows):
@@ -309,7 +331,8 @@ def aggregate(rows):
     return result
 
 
-FORMATS = dict(kimg='{:.3g}', best_fid='{:.2f}', best_kimg='{:.3g}', final_fid='{:.2f}', sec_per_kimg='{:.1f}')
+FORMATS = dict(kimg='{:.3g}', best_fid='{:.2f}', best_kimg='{:.3g}', final_fid='{:.2f}', converged_kimg='{:.3g}',
+               sec_per_kimg='{:.1f}')
 
 
 def format_value(field, value):
@@ -322,7 +345,7 @@ def format_value(field, value):
 
 
 COLUMNS = ('method', 'augmentation', 'dataset', 'seed', 'kimg', 'best FID', 'best at kimg', 'final FID',
-           'sec/kimg', 'run')
+           '95% of scratch at kimg', 'sec/kimg', 'run')
 
 
 def table_line(row, out):
@@ -405,8 +428,12 @@ def build_report(run_dirs, out, metric=None):
     labels = {key: f'{method_label(members[0], shared)} | {key[2]} | {key[3]}' for key, members in groups.items()}
 
     rows, aggregates, lines = [], [], []
-    for members in groups.values():
-        group_rows = [summarize(run, metric, shared) for run in members]
+    for key, members in groups.items():
+        scratch = groups.get(key[:-1] + (False,), []) if metric else []
+        scratch_bests = [min(value for _, value in curve) for curve in (run.fid_curve(metric) for run in scratch)
+                         if curve]
+        scratch_best = statistics.fmean(scratch_bests) if scratch_bests else math.nan
+        group_rows = [summarize(run, metric, shared, scratch_best) for run in members]
         rows += group_rows
         lines += [table_line(row, out) for row in group_rows]
         if len(group_rows) > 1:
@@ -446,7 +473,10 @@ def build_report(run_dirs, out, metric=None):
             f'{len(runs)} run(s) in {len(groups)} group(s) of (method, augmentation, dataset).', '']
     if metric:
         text.append(f'FID: `{metric}` (metric-{metric}.jsonl). Best FID is the lowest over the evaluated '
-                    'snapshots, at the kimg of that snapshot; final FID is that of the last evaluated snapshot.')
+                    'snapshots, at the kimg of that snapshot; final FID is that of the last evaluated snapshot. '
+                    '"95% of scratch at kimg": the first evaluated kimg with FID <= (best FID of the from-scratch '
+                    'runs of the same method, augmentation and dataset, mean over seeds) / 0.95; empty without '
+                    'such runs or when never reached.')
     else:
         text.append('FID: none of the runs has a metric-fid*.jsonl, so the FID columns are empty.')
     text += ['', 'sec/kimg: mean of `Timing/sec_per_kimg` over the ticks after tick 0. Rows in bold: mean ± '
