@@ -3,6 +3,7 @@ PYTHON ?= python3
 TORCH  ?= torch==2.13.0
 VENV   := .venv
 PY     := $(VENV)/bin/python
+TEST_WORKERS ?= 2
 UPSTREAM_URL := https://github.com/NVlabs/stylegan2-ada-pytorch.git
 
 .PHONY: setup demo test
@@ -24,5 +25,6 @@ $(VENV)/.installed: requirements.txt
 demo: setup
 	$(PY) scripts/demo.py
 
+# Two pytest workers, one thread each: the tests are mostly single-threaded CPU training runs.
 test: setup
-	$(PY) -m pytest tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope tests

@@ -90,6 +90,25 @@ def test_runs_are_laid_out_and_reported(protocol, target):
     for run_dir in (finetune, scratch):
         assert options(run_dir)['training_set_kwargs']['path'] == str(target)
         assert options(run_dir)['total_kimg'] == FINETUNE_KIMG
+    for run_dir in (pretrain, finetune, scratch):   # the released DiffAugment, as no --aug was given
+        assert options(run_dir)['augment_kwargs']['class_name'] == 'plugins.diffaug.AugmentPipe'
+
+
+def test_released_settings_fill_in_what_the_user_leaves_out():
+    from scripts.pretrain_finetune import with_released_defaults
+    assert with_released_defaults([]) == ['--cfg', 'low_shot16', '--aug', 'plugins.diffaug.AugmentPipe']
+    assert with_released_defaults(['--cfg=cpu', '--gpus', '2']) == ['--aug', 'plugins.diffaug.AugmentPipe',
+                                                                    '--cfg=cpu', '--gpus', '2']
+    assert with_released_defaults(['--aug', 'ada', '--cfg', 'cpu']) == ['--aug', 'ada', '--cfg', 'cpu']
+
+
+def test_on_the_fly_pretraining_streams_fresh_images_by_default(target, tmp_path):
+    result = succeed('--target', target, '--outdir', tmp_path / 'out', '--seed', SEED, '--on-the-fly',
+                     '--pretrain-kimg', FINETUNE_KIMG, '--finetune-kimg', FINETUNE_KIMG, '--skip-scratch', *TRAIN_ARGS)
+    pretrain = only_run(tmp_path / 'out' / 'pretrain')
+    assert options(pretrain)['training_set_kwargs']['path'] == f'synth:primitives-ps?res=16&seed={SEED}'
+    assert f'primitives-ps-16-stream-seed{SEED}' in pretrain.name
+    assert 'pretraining data:  synth:primitives-ps?res=16' in result.stdout
 
 
 def test_finetune_resumes_from_the_last_pretraining_snapshot(protocol):

@@ -67,3 +67,32 @@ def test_data_class_selects_the_dataset_and_is_recorded(tmp_path):
     options = json.loads(out[out.index('{'):out.index('\n}\n') + 2])
     assert options['training_set_kwargs']['class_name'] == 'plugins.primitives.dataset.SyntheticDataset'
     assert options['training_set_kwargs']['resolution'] == 16 and options['training_set_kwargs']['max_size'] == 8
+
+
+def dry_run_options(tmp_path, data, *args):
+    out = run_upstream('train.py', '--outdir', tmp_path, '--data', data, '--dry-run', *args).stdout
+    return json.loads(out[out.index('{'):out.index('\n}\n') + 2])
+
+
+@pytest.mark.parametrize('cfg, batch, mbstd, kimg', [('low_shot', 4, 8, 2000), ('low_shot16', 16, 4, 300)])
+def test_low_shot_configs_have_the_released_values(tmp_path, dataset16, cfg, batch, mbstd, kimg):
+    options = dry_run_options(tmp_path, dataset16, '--cfg', cfg)
+    assert (options['batch_size'], options['batch_gpu'], options['total_kimg']) == (batch, batch, kimg)
+    assert options['D_kwargs']['epilogue_kwargs']['mbstd_group_size'] == mbstd
+    assert options['G_kwargs']['synthesis_kwargs']['channel_base'] == options['D_kwargs']['channel_base'] == 32768
+    assert options['G_kwargs']['mapping_kwargs']['num_layers'] == 2
+    assert options['G_opt_kwargs']['lr'] == options['D_opt_kwargs']['lr'] == 0.002
+    assert options['loss_kwargs']['r1_gamma'] == 10
+    assert (options['ema_kimg'], options['ema_rampup']) == (10, None)
+    assert options['network_snapshot_ticks'] == options['image_snapshot_ticks'] == 10
+    assert dry_run_options(tmp_path, dataset16, '--cfg', cfg, '--snap', '3')['network_snapshot_ticks'] == 3
+    two = dry_run_options(tmp_path, dataset16, '--cfg', cfg, '--gpus', '2')
+    assert (two['batch_size'], two['batch_gpu'], two['num_gpus']) == (batch, batch // 2, 2)
+
+
+def test_low_shot_batch_that_the_processes_cannot_share_is_refused(tmp_path, dataset16):
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'low_shot',
+                          '--gpus', '8', check=False)
+    assert result.returncode == 2
+    assert '--cfg=low_shot has batch 4, which 8 processes cannot share' in result.stdout + result.stderr
+    assert not (tmp_path / 'runs').exists()
