@@ -74,7 +74,8 @@ def _split_options(name, method_class, options, facts):
 
 
 def _run_facts_for(method_class, facts):
-    """The facts about the run (train.py's random_seed, training_set_size, ada_target) that the method takes."""
+    """The facts about the run (train.py's random_seed, training_set_size, ada_target, batch_size) that the method
+    takes."""
     return {name: value for name, value in facts.items() if name in inspect.signature(method_class).parameters}
 
 
@@ -110,14 +111,15 @@ class Loss(StyleGAN2Loss):
     Minibatches are learnt from the phase calls (plugins.common.minibatch.MinibatchTracker); upstream's
     style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.
     `state_dict`/`load_state_dict` hold every method's state, the heuristics, the minibatch counters and pl_mean.
-    train.py passes the run's `random_seed`, `training_set_size` and `ada_target` (patch 0013) to the methods that
-    take them.
+    train.py passes the run's `random_seed`, `training_set_size`, `ada_target` and `batch_size` (patch 0013) to the
+    methods that take them.
     """
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, atopk=None, anda=None, diggan=None,
                  shared_heuristic=True, style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2, pl_decay=0.01,
-                 pl_weight=2, random_seed=0, training_set_size=None, ada_target=None):
-        facts = {'random_seed': random_seed, 'training_set_size': training_set_size, 'ada_target': ada_target}
+                 pl_weight=2, random_seed=0, training_set_size=None, ada_target=None, batch_size=None):
+        facts = {'random_seed': random_seed, 'training_set_size': training_set_size, 'ada_target': ada_target,
+                 'batch_size': batch_size}
         parsed = _parse_methods(atopk, anda, diggan, shared_heuristic, facts)
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
                          style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink,
@@ -138,10 +140,12 @@ class Loss(StyleGAN2Loss):
 
     @staticmethod
     def check_options(atopk=None, anda=None, diggan=None, shared_heuristic=True, augment_pipe=None, ada_target=None,
-                      **upstream_options):
+                      batch_size=None, **upstream_options):
         """Validate the methods' options (upstream's own are left to upstream); raises ValueError. train.py also
-        passes `augment_pipe`, whether the run will have one, and `ada_target`, for the options that need them."""
-        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic, {'ada_target': ada_target})
+        passes `augment_pipe`, whether the run will have one, `ada_target` and `batch_size`, for the options that
+        need them."""
+        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic, {'ada_target': ada_target,
+                                                                          'batch_size': batch_size})
         if augment_pipe is False and 'anda' in parsed:
             ANDA(**parsed['anda'][0]).check_augment_pipe(None)
 

@@ -19,8 +19,11 @@ def test_option_checks_name_the_value_and_the_accepted_values():
         check_range('target', 1.5, 0, 1)
     with pytest.raises(ValueError, match=r'speed must lie in \(0, inf\), got 0'):
         check_range('speed', 0, 0, low_inclusive=False)
-    with pytest.raises(ValueError, match='x must be a real number'):
+    with pytest.raises(ValueError, match='x must be a finite real number'):
         check_range('x', float('nan'), 0, 1)
+    for infinite in (float('inf'), 1e400, -float('inf')):   # JSON's Infinity and 1e400 parse to inf
+        with pytest.raises(ValueError, match='speed_kimg must be a finite real number, got -?inf'):
+            check_range('speed_kimg', infinite, 0, low_inclusive=False)
     with pytest.raises(ValueError, match="mode must be one of 'a', 'b'; got 'c'"):
         check_choice('mode', 'c', ('a', 'b'))
     with pytest.raises(ValueError, match='flag must be of type int, got True'):

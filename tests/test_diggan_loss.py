@@ -141,7 +141,8 @@ def test_weight_zero_is_the_upstream_loss_exactly():
 
 @pytest.mark.parametrize('options, message', [
     ({'weight': -1}, r'weight must lie in \[0, inf\), got -1'),
-    ({'weight': 'high'}, "weight must be a real number, got 'high'"),
+    ({'weight': 'high'}, "weight must be a finite real number, got 'high'"),
+    ({'weight': float('inf')}, 'weight must be a finite real number, got inf'),
     ({'cadence': 'sometimes'}, "cadence must be one of 'lazy', 'every'; got 'sometimes'"),
     ({'wrt': 'during'}, "wrt must be one of 'before', 'after'; got 'during'"),
     ({'smoothing': 1.0}, r'smoothing must lie in \[0, 1\), got 1.0'),

@@ -29,6 +29,16 @@ BAD_CASES = [
     (['--aug', 'training.augment.AugmentPipe', '--augpipe', 'bgc'], "--augpipe cannot be specified with --aug=training.augment.AugmentPipe"),
     (['--data-class', 'training.dataset.NoSuchDataset'], "--data-class: module 'training.dataset' has no class 'NoSuchDataset'"),
     (['--data-class', 'training.loss.StyleGAN2Loss'], "--data-class: 'training.loss.StyleGAN2Loss' is not a subclass of training.dataset.Dataset"),
+    (['--kimg', 'inf'], '--kimg must be a positive finite number, got inf'),
+    (['--kimg', 'nan'], '--kimg must be a positive finite number, got nan'),
+    (['--loss', 'torch.nn.Linear'], "--loss: 'torch.nn.Linear' is not a loss (not a subclass of training.loss.Loss)"),
+    (['--loss', 'plugins.diffaug.AugmentPipe'], "--loss: 'plugins.diffaug.AugmentPipe' is not a loss"),
+    (['--aug', 'plugins.atopk.Loss'], "--aug: 'plugins.atopk.Loss' is not an augment pipe (not a torch.nn.Module)"),
+    (['--cfg', 'cpu', '--loss', 'plugins.atopk.Loss', '--loss-kwargs', '{"mode": "fixed", "k": 5}'],
+     '--loss: k=5 exceeds the batch size 4; k must lie in [1, 4]'),
+    (['--loss', 'plugins.diggan.Loss', '--loss-kwargs', '{"weight": 1e400}'], 'weight must be a finite real number, got inf'),
+    (['--loss', 'plugins.Loss', '--loss-kwargs', '{"atopk": {"speed_kimg": Infinity}}'],
+     'atopk.speed_kimg must be a finite real number, got inf'),
 ]
 
 
@@ -96,3 +106,16 @@ def test_low_shot_batch_that_the_processes_cannot_share_is_refused(tmp_path, dat
     assert result.returncode == 2
     assert '--cfg=low_shot has batch 4, which 8 processes cannot share' in result.stdout + result.stderr
     assert not (tmp_path / 'runs').exists()
+
+
+@pytest.mark.parametrize('make_outdir, message', [
+    (lambda tmp: tmp / 'a-file', 'is not a directory'),
+    (lambda tmp: tmp / 'a-file' / 'runs', 'is not a directory'),
+    (lambda tmp: '/proc/no-such-dir/runs', 'cannot create /proc/no-such-dir/runs/00000-'),
+])
+def test_an_outdir_that_cannot_hold_runs_is_a_usage_error(tmp_path, dataset16, make_outdir, message):
+    (tmp_path / 'a-file').write_text('keep me')
+    result = run_upstream('train.py', '--outdir', make_outdir(tmp_path), '--data', dataset16, '--cfg', 'cpu',
+                          '--kimg', '0.004', '--metrics', 'none', check=False)
+    assert result.returncode == 2 and message in result.stdout + result.stderr, result.stdout + result.stderr
+    assert (tmp_path / 'a-file').read_text() == 'keep me' and sorted(p.name for p in tmp_path.iterdir()) == ['a-file']

@@ -13,15 +13,15 @@ class Loss(PluginLoss):
                  mode: str = 'adaptive', k: int = None, schedule: str = 'topk_gan', nu: float = 0.75,
                  gamma: float = 0.99, linear_kimg: float = 2000, target: float = 0.6, speed_kimg: float = 500,
                  interval: int = 4, seed: int = None, style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2,
-                 pl_decay=0.01, pl_weight=2, random_seed=0, training_set_size=None):
+                 pl_decay=0.01, pl_weight=2, random_seed=0, training_set_size=None, batch_size=None):
         atopk = dict(mode=mode, k=k, schedule=schedule, nu=nu, gamma=gamma, linear_kimg=linear_kimg, target=target,
                      speed_kimg=speed_kimg, interval=interval, seed=seed)
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
                          atopk=atopk, style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma,
                          pl_batch_shrink=pl_batch_shrink, pl_decay=pl_decay, pl_weight=pl_weight,
-                         random_seed=random_seed, training_set_size=training_set_size)
+                         random_seed=random_seed, training_set_size=training_set_size, batch_size=batch_size)
 
     @staticmethod
     def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      augment_pipe=None, random_seed=None, training_set_size=None, **atopk):
-        PluginLoss.check_options(atopk=atopk, augment_pipe=augment_pipe)
+                      augment_pipe=None, random_seed=None, training_set_size=None, batch_size=None, **atopk):
+        PluginLoss.check_options(atopk=atopk, augment_pipe=augment_pipe, batch_size=batch_size)

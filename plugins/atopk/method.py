@@ -29,7 +29,8 @@ class ATopk:
       linear_kimg  kimg over which the 'ramp' schedule falls (default 2000, the paper's training length).
       seed         seed of the Eq. 11 draws (identical on every rank, so k is too, with no communication); by default
                    the run's --seed, so runs with different seeds walk differently.
-    train.py passes the run's seed and training-set size (`random_seed`, `training_set_size`, patch 0013).
+    train.py passes the run's seed, training-set size and batch (`random_seed`, `training_set_size`, `batch_size`,
+    patch 0013), so a k above the batch is refused before anything is written.
     The heuristic's p is reported as 'ATopk/p' in every mode but drives k only in 'adaptive' and adaptive 'worst'.
 
     Cadence: k moves once per minibatch, at its start, before G's update (Fig. 14 shows k changing between
@@ -53,8 +54,10 @@ class ATopk:
     stats_prefix = 'ATopk'
 
     def __init__(self, mode='adaptive', k=None, schedule='topk_gan', nu=0.75, gamma=0.99, linear_kimg=2000, seed=None,
-                 random_seed=0, training_set_size=None):
+                 random_seed=0, training_set_size=None, batch_size=None):
         self.check_options(mode=mode, k=k, schedule=schedule, nu=nu, gamma=gamma, linear_kimg=linear_kimg, seed=seed)
+        if k is not None and batch_size is not None and k > batch_size:  # train.py knows the batch up front
+            raise ValueError(f'k={k} exceeds the batch size {batch_size}; k must lie in [1, {batch_size}]')
         self.mode = mode
         self.fixed_k = None if k is None else int(k)
         self.schedule = schedule

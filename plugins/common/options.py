@@ -1,6 +1,7 @@
 """Option validation shared by every plugin: each check raises ValueError naming the option, the bad value and
 what would have been accepted, and returns the value so checks can be written inline."""
 
+import math
 import numbers
 
 
@@ -15,9 +16,10 @@ def check_type(name, value, types):
 
 
 def check_range(name, value, low=None, high=None, low_inclusive=True, high_inclusive=True):
-    """Require a real number within the interval from `low` to `high` (None: unbounded on that side)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
-        raise ValueError(f'{name} must be a real number, got {value!r}')
+    """Require a finite real number within the interval from `low` to `high` (None: unbounded on that side, but
+    never infinite: JSON's Infinity and 1e400 are refused too)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f'{name} must be a finite real number, got {value!r}')
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:
