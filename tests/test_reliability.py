@@ -95,6 +95,22 @@ def test_resume_state_yes_restores_the_state_on_other_data(tmp_path, first_leg):
     assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 68
 
 
+@pytest.mark.parametrize('spelling', ['symlink', 'relative'])
+def test_another_spelling_of_the_same_data_restores_the_state(tmp_path, dataset16, first_leg, spelling):
+    import os
+    from tests.conftest import ROOT
+    if spelling == 'symlink':
+        data = tmp_path / 'link.zip'
+        data.symlink_to(dataset16)
+    else:  # train.py runs in the repository root; go up and down again through '..'
+        data = os.path.join('plugins', '..', os.path.relpath(dataset16, ROOT))
+    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    run_dir = train(tmp_path / 'runs', data, '--kimg', 0.068, '--resume', snapshot, *COMMON)
+    log = (run_dir / 'log.txt').read_text()
+    assert f'Training state: restored (kimg 0.064, tick 2; data compared by resolved path: {dataset16.resolve()})' in log
+    assert load_snapshot(run_dir)['training_state']['data_path'] == str(dataset16.resolve())
+
+
 def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monkeypatch):
     monkeypatch.setenv('PROBE_DIR', str(tmp_path))
     options = {'atopk': {'speed_kimg': 0.02}, 'anda': {'speed_kimg': 0.02}}  # p moves 0.8 per adjustment
