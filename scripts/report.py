@@ -21,7 +21,7 @@ best / 0.95, the best averaged over the scratch seeds): the Primitives-PS supple
 FID comes from the same metric in every run: --metric, else fid50k_full when some run has it, else the
 metric-fid*.jsonl name most runs have. A metric row's kimg is that of the tick it was computed at (rows written
 during training, matched by timestamp); for rows computed afterwards (calc_metrics.py on a snapshot) it is the
-last tick that saved that snapshot file.
+last tick that saved that snapshot file (or the exact kimg in its name, network-snapshot-000000.104.pkl).
 """
 
 import collections
@@ -49,7 +49,7 @@ AUGPIPE_GROUPS = (
     ('c', 'cutout', ('cutout',)),
 )
 UPSTREAM_PIPE = 'training.augment.AugmentPipe'
-LOSS_KWARGS_NOT_OPTIONS = ('class_name', 'random_seed', 'training_set_size', 'ada_target')
+LOSS_KWARGS_NOT_OPTIONS = ('class_name', 'random_seed', 'training_set_size', 'ada_target', 'batch_size')
 
 
 class ReportError(ValueError):
@@ -139,16 +139,19 @@ class Run:
         if _finite(timestamp) and _finite(last) and timestamp <= last:
             return next(r['Progress/kimg']['mean'] for r in self.stats if r.get('timestamp', 0) >= timestamp)
         name = Path(row.get('snapshot_pkl') or '').name
+        number = name[len('network-snapshot-'):-len('.pkl')]
         try:
-            number = int(name[len('network-snapshot-'):-len('.pkl')])
+            kimg = float(number)
         except ValueError:
             raise ReportError(f'{self.path}: metric row for snapshot {name!r} has no kimg (not computed during '
-                              'training, and not named network-snapshot-NNNNNN.pkl)') from None
+                              'training, and not named network-snapshot-NNNNNN[.NNN].pkl)') from None
+        if '.' in number:           # the exact kimg (runs with ticks shorter than 1 kimg)
+            return kimg
         snap_ticks = self.options.get('network_snapshot_ticks') or 1
         candidates = [r for i, r in enumerate(self.stats)
-                      if round(r['Progress/kimg']['mean'] * 1000) // 1000 == number
+                      if round(r['Progress/kimg']['mean'] * 1000) // 1000 == kimg
                       and (round(r['Progress/tick']['mean']) % snap_ticks == 0 or i == len(self.stats) - 1)]
-        return candidates[-1]['Progress/kimg']['mean'] if candidates else float(number)
+        return candidates[-1]['Progress/kimg']['mean'] if candidates else kimg
 
     def fid_curve(self, metric):
         """[(kimg, value)] of metric-<metric>.jsonl sorted by kimg; of several rows for one tick, the newest."""

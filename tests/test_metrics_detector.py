@@ -213,7 +213,7 @@ def test_snapshot_fid_metric_end_to_end(tmp_path, dataset16):
         return dict(fid16_full=frechet_inception_distance.compute_fid(opts, max_real=None, num_gen=16))
 
     run_dir = train(tmp_path, dataset16, '--kimg', 0.01, '--aug', 'noaug', '--seed', 8)
-    (snapshot,) = run_dir.glob('network-snapshot-*.pkl')
+    snapshot = max(run_dir.glob('network-snapshot-*.pkl'))
     with open(snapshot, 'rb') as f:
         G = pickle.load(f)['G_ema']
     options = json.loads((run_dir / 'training_options.json').read_text())

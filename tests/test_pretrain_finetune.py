@@ -47,9 +47,14 @@ def pixels(path):
 
 def networks(run_dir):
     import legacy  # pylint: disable=import-outside-toplevel  (upstream's, on sys.path by conftest.py)
-    (snapshot,) = run_dir.glob('network-snapshot-*.pkl')
+    snapshot = max(run_dir.glob('network-snapshot-*.pkl'))
     with open(snapshot, 'rb') as file:
         return legacy.load_network_pkl(file)
+
+
+def last_fakes(run_dir):
+    """The run's last fakes grid (fakes000000.100.png: ticks shorter than 1 kimg name it by the exact kimg)."""
+    return max(run_dir.glob('fakes0*.png'))
 
 
 def largest_difference(a, b):
@@ -114,7 +119,7 @@ def test_on_the_fly_pretraining_streams_fresh_images_by_default(target, tmp_path
 def test_finetune_resumes_from_the_last_pretraining_snapshot(protocol):
     outdir, stdout = protocol
     pretrain, finetune, scratch = (only_run(outdir / stage) for stage in ('pretrain', 'finetune', 'scratch'))
-    (snapshot,) = pretrain.glob('network-snapshot-*.pkl')
+    snapshot = max(pretrain.glob('network-snapshot-*.pkl'))
     assert f'pretrained:        {snapshot}' in stdout
     assert options(finetune)['resume_pkl'] == str(snapshot)
     assert options(finetune)['resume_state'] == 'no'
@@ -130,7 +135,7 @@ def test_finetune_starts_from_the_pretrained_networks_and_scratch_from_fresh_one
     pretrain, finetune, scratch = (only_run(outdir / stage) for stage in ('pretrain', 'finetune', 'scratch'))
     # Same seed, same grid latents: the fine-tune's G_ema renders at the start exactly what the pretrained G_ema
     # rendered last, and the scratch run's initial G_ema what the pretraining run's initial one rendered.
-    np.testing.assert_array_equal(pixels(finetune / 'fakes_init.png'), pixels(pretrain / 'fakes000000.png'))
+    np.testing.assert_array_equal(pixels(finetune / 'fakes_init.png'), pixels(last_fakes(pretrain)))
     np.testing.assert_array_equal(pixels(scratch / 'fakes_init.png'), pixels(pretrain / 'fakes_init.png'))
     assert not np.array_equal(pixels(finetune / 'fakes_init.png'), pixels(scratch / 'fakes_init.png'))
     # After one iteration every weight of G and D is still within one iteration's reach of the pretrained one;
@@ -153,22 +158,23 @@ def test_on_the_fly_pretraining_equals_pretraining_on_the_zip(protocol, target, 
     assert f'pretraining data:  {data_options["path"]}' in result.stdout
     # The same images in the same order, so the same training, bit for bit.
     zip_pretrain = only_run(outdir / 'pretrain')
-    for image in ('reals.png', 'fakes000000.png'):
+    assert sorted(p.name for p in pretrain.glob('fakes*.png')) == sorted(p.name for p in zip_pretrain.glob('fakes*.png'))
+    for image in ['reals.png'] + [p.name for p in pretrain.glob('fakes*.png')]:
         np.testing.assert_array_equal(pixels(pretrain / image), pixels(zip_pretrain / image))
-    (snapshot,) = pretrain.glob('network-snapshot-*.pkl')
+    snapshot = max(pretrain.glob('network-snapshot-*.pkl'))
     assert options(only_run(tmp_path / 'out' / 'finetune'))['resume_pkl'] == str(snapshot)
 
 
 def test_pretrained_skips_synthesis_and_pretraining(protocol, target, tmp_path):
     outdir, _ = protocol
-    (snapshot,) = only_run(outdir / 'pretrain').glob('network-snapshot-*.pkl')
+    snapshot = max(only_run(outdir / 'pretrain').glob('network-snapshot-*.pkl'))
     succeed('--target', target, '--outdir', tmp_path / 'out', '--pretrained', snapshot, '--seed', SEED,
             '--finetune-kimg', FINETUNE_KIMG, '--skip-scratch', *TRAIN_ARGS)
     assert [p.name for p in (tmp_path / 'out').iterdir()] == ['finetune']
     finetune = only_run(tmp_path / 'out' / 'finetune')
     assert options(finetune)['resume_pkl'] == str(snapshot)
     np.testing.assert_array_equal(pixels(finetune / 'fakes_init.png'),
-                                  pixels(only_run(outdir / 'pretrain') / 'fakes000000.png'))
+                                  pixels(last_fakes(only_run(outdir / 'pretrain'))))
 
 
 def write_folder(path, size, mode='RGB', count=2):
@@ -201,7 +207,7 @@ def test_unusable_target_images_are_refused(tmp_path, size, mode, message):
 
 def test_pretrained_network_of_another_resolution_is_refused(protocol, tmp_path):
     outdir, _ = protocol
-    (snapshot,) = only_run(outdir / 'pretrain').glob('network-snapshot-*.pkl')
+    snapshot = max(only_run(outdir / 'pretrain').glob('network-snapshot-*.pkl'))
     target = write_folder(tmp_path / 'target', (32, 32))
     assert_refused(run_script('--target', target, '--outdir', tmp_path / 'out', '--pretrained', snapshot, *TRAIN_ARGS),
                    tmp_path / 'out', 'train.py rejects the options of the fine-tune run: --resume: ',

@@ -18,7 +18,7 @@ COMMON = ['--aug', 'ada', '--loss', 'plugins.Loss', '--loss-kwargs', json.dumps(
 
 
 def load_snapshot(run_dir):
-    (snapshot,) = sorted(run_dir.glob('network-snapshot-*.pkl'))
+    snapshot = max(run_dir.glob('network-snapshot-*.pkl'))
     with open(snapshot, 'rb') as f:
         return pickle.load(f)
 
@@ -47,9 +47,21 @@ def first_leg(tmp_path_factory, dataset16):
     return train(tmp_path_factory.mktemp('first'), dataset16, '--kimg', 0.064, *COMMON)
 
 
+def test_every_snapshot_of_a_run_keeps_its_own_name(first_leg):
+    from training.training_loop import snapshot_name
+    # Ticks of 0.1 kimg: tick 0 (4 images) and the end (64) no longer share network-snapshot-000000.pkl.
+    assert sorted(p.name for p in first_leg.glob('network-snapshot-*')) == [
+        'network-snapshot-000000.004.pkl', 'network-snapshot-000000.064.pkl']
+    assert sorted(p.name for p in first_leg.glob('fakes0*.png')) == ['fakes000000.004.png', 'fakes000000.064.png']
+    assert load_snapshot(first_leg)['training_state']['cur_nimg'] == 64
+    # Whole-kimg ticks and length keep upstream's names; a fractional length names every snapshot exactly.
+    assert [snapshot_name(nimg, 4, 25000) for nimg in (32, 4032, 25024)] == ['000000', '000004', '000025']
+    assert [snapshot_name(nimg, 4, 8.5) for nimg in (4032, 8032, 8512)] == ['000004.032', '000008.032', '000008.512']
+
+
 def test_resumed_run_continues_exactly_as_a_straight_run(tmp_path, dataset16, first_leg):
     straight = load_snapshot(train(tmp_path / 'straight', dataset16, '--kimg', 0.128, *COMMON))
-    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    snapshot = max(first_leg.glob('network-snapshot-*.pkl'))
     resumed_dir = train(tmp_path / 'resumed', dataset16, '--kimg', 0.128, '--resume', snapshot, *COMMON)
     assert 'Training state: restored (kimg 0.064' in (resumed_dir / 'log.txt').read_text()
     resumed = load_snapshot(resumed_dir)
@@ -78,7 +90,7 @@ def test_plain_upstream_snapshot_resumes_with_fresh_state_and_a_note(tmp_path, d
 
 
 def test_a_snapshot_from_another_batch_resumes_with_fresh_state_and_a_note(tmp_path, dataset16, first_leg):
-    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    snapshot = max(first_leg.glob('network-snapshot-*.pkl'))
     run_dir = train(tmp_path, dataset16, '--kimg', 0.008, '--batch', 8, '--resume', snapshot, *COMMON)
     assert ('Training state: saved with batch and batch-gpu (4, 4), this run has (8, 8); kimg, augment p and '
             'plugin state start fresh' in (run_dir / 'log.txt').read_text())
@@ -89,7 +101,7 @@ def test_resume_state_yes_restores_the_state_on_other_data(tmp_path, first_leg):
     from plugins.primitives.writer import write_dataset
     other = tmp_path / 'pink16.zip'
     write_dataset(str(other), synth='pinknoise', count=16, resolution=16, seed=1, workers=1, progress=False)
-    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    snapshot = max(first_leg.glob('network-snapshot-*.pkl'))
     run_dir = train(tmp_path / 'runs', other, '--kimg', 0.068, '--resume', snapshot, '--resume-state', 'yes', *COMMON)
     assert 'Training state: restored (kimg 0.064' in (run_dir / 'log.txt').read_text()
     assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 68
@@ -104,7 +116,7 @@ def test_another_spelling_of_the_same_data_restores_the_state(tmp_path, dataset1
         data.symlink_to(dataset16)
     else:  # train.py runs in the repository root; go up and down again through '..'
         data = os.path.join('plugins', '..', os.path.relpath(dataset16, ROOT))
-    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    snapshot = max(first_leg.glob('network-snapshot-*.pkl'))
     run_dir = train(tmp_path / 'runs', data, '--kimg', 0.068, '--resume', snapshot, *COMMON)
     log = (run_dir / 'log.txt').read_text()
     assert f'Training state: restored (kimg 0.064, tick 2; data compared by resolved path: {dataset16.resolve()})' in log
@@ -134,11 +146,11 @@ def failing_run(tmp_path, dataset16, loss_class):
 
 def test_a_kill_during_a_snapshot_write_leaves_the_previous_snapshot(tmp_path, dataset16):
     result, run_dir = failing_run(tmp_path, dataset16, 'tests.probes.KilledInSecondSnapshotLoss')
-    assert [p.name for p in run_dir.glob('*.pkl')] == ['network-snapshot-000000.pkl']
-    assert (run_dir / 'network-snapshot-000000.pkl.tmp').exists()  # the interrupted write, under another name
+    assert [p.name for p in run_dir.glob('*.pkl')] == ['network-snapshot-000000.004.pkl']
+    assert (run_dir / 'network-snapshot-000000.200.pkl.tmp').exists()  # the interrupted write, under another name
     snapshot = load_snapshot(run_dir)
     assert snapshot['training_state']['cur_nimg'] == 4  # the first tick's, complete
-    run_upstream('generate.py', '--network', run_dir / 'network-snapshot-000000.pkl', '--seeds', '0',
+    run_upstream('generate.py', '--network', run_dir / 'network-snapshot-000000.004.pkl', '--seeds', '0',
                  '--outdir', tmp_path / 'images')
 
 
@@ -146,7 +158,7 @@ def test_non_finite_logits_stop_the_run_naming_the_quantity(tmp_path, dataset16)
     result, run_dir = failing_run(tmp_path, dataset16, 'tests.probes.NaNLogitsLoss')
     output = result.stdout + result.stderr  # upstream's logger sends stderr to stdout and log.txt
     assert ('non-finite ' in output and 'Loss/scores/fake' in output and 'in tick 1 (kimg 0.1' in output
-            and 'Last complete snapshot: ' + str(run_dir / 'network-snapshot-000000.pkl') in output)
+            and 'Last complete snapshot: ' + str(run_dir / 'network-snapshot-000000.004.pkl') in output)
     assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 4  # tick 0's, never replaced by a NaN one
 
 
@@ -163,7 +175,7 @@ def image_zip(path, images):
 
 @pytest.fixture(scope='module')
 def cpu_snapshot(first_leg):
-    (snapshot,) = first_leg.glob('network-snapshot-*.pkl')
+    snapshot = max(first_leg.glob('network-snapshot-*.pkl'))
     return snapshot
 
 
@@ -226,7 +238,7 @@ def test_a_resumed_run_continues_the_endless_synthetic_stream(tmp_path):
     straight = load_snapshot(train(tmp_path / 'straight', data, '--kimg', 0.032, *stream))
     first = train(tmp_path / 'first', data, '--kimg', 0.016, *stream)
     assert json.loads((first / 'training_options.json').read_text())['training_set_kwargs']['path'] == data
-    (snapshot,) = first.glob('network-snapshot-*.pkl')
+    snapshot = max(first.glob('network-snapshot-*.pkl'))
     resumed_dir = train(tmp_path / 'resumed', data, '--kimg', 0.032, '--resume', snapshot, *stream)
     assert 'Training state: restored (kimg 0.016' in (resumed_dir / 'log.txt').read_text()
     resumed = load_snapshot(resumed_dir)
