@@ -228,8 +228,37 @@ def test_dataset_that_cannot_be_decoded_is_refused_before_writing(tmp_path):
     data = image_zip(tmp_path / 'bad.zip', pixels)
     result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'cpu', check=False)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert f'--data: cannot read the images of {data}: RuntimeError: pyspng' in result.stdout + result.stderr
+    assert f'--data: {data}: cannot decode img00000000.png: RuntimeError: pyspng' in result.stdout + result.stderr
     assert not (tmp_path / 'runs').exists()
+
+
+def _refused(tmp_path, data, message):
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'cpu', check=False)
+    assert result.returncode == 2 and message in result.stdout + result.stderr, result.stdout + result.stderr
+    assert not (tmp_path / 'runs').exists()
+
+
+def test_a_corrupted_member_or_a_broken_zip_is_named_before_writing(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8)
+    data = image_zip(tmp_path / 'corrupt.zip', pixels)
+    with zipfile.ZipFile(data) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members['img00000002.png'] = b'\x89PNG garbage'
+    with zipfile.ZipFile(data, 'w') as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    _refused(tmp_path, data, f'--data: {data}: cannot read img00000002.png: UnidentifiedImageError')
+    truncated = tmp_path / 'truncated.zip'
+    truncated.write_bytes(data.read_bytes()[:200])
+    _refused(tmp_path, truncated, f'--data: cannot read the images of {truncated}: BadZipFile')
+
+
+def test_images_of_mixed_sizes_are_named_before_writing(tmp_path):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    data = image_zip(tmp_path / 'mixed.zip', images + [rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)])
+    _refused(tmp_path, data, f'--data: {data}: img00000003.png is 32x32 with 3 channels, but img00000000.png is '
+                             '16x16 with 3; every image must have the same size')
 
 
 def test_a_resumed_run_continues_the_endless_synthetic_stream(tmp_path):
