@@ -1,13 +1,18 @@
-"""Loss classes that train.py builds by name in the reliability tests (tests/test_reliability.py) to observe or
-break a real run: per-rank controller logs, a kill in the middle of a snapshot write, non-finite logits."""
+"""Classes that train.py builds by name in the reliability tests (tests/test_reliability.py) to observe or break a
+real run: per-rank controller logs, a kill in the middle of a snapshot write, non-finite logits, a DataLoader worker
+stuck in a long read."""
 
 import json
 import os
 import signal
+import time
+
+import torch
 
 from training.loss import StyleGAN2Loss
 
 from plugins.loss import Loss
+from plugins.primitives.dataset import SyntheticDataset
 
 
 class RankRecordingLoss(Loss):
@@ -52,3 +57,13 @@ class NaNLogitsLoss(StyleGAN2Loss):
         self.calls += 1
         logits = super().run_D(img, c, sync)
         return logits * float('nan') if self.calls >= self.nan_after else logits
+
+
+class SlowInWorkersDataset(SyntheticDataset):
+    """Synthetic images, except that a DataLoader worker takes ten minutes to read one: a worker busy in a read,
+    which never gets to check whether its parent is still alive."""
+
+    def __getitem__(self, idx):
+        if torch.utils.data.get_worker_info() is not None:
+            time.sleep(600)
+        return super().__getitem__(idx)

@@ -273,3 +273,32 @@ def test_a_resumed_run_continues_the_endless_synthetic_stream(tmp_path):
     resumed = load_snapshot(resumed_dir)
     for name in ['G', 'D', 'G_ema']:   # had the stream restarted at draw 0, the second half would differ
         assert_same(straight[name].state_dict(), resumed[name].state_dict(), name)
+
+
+def test_no_dataloader_worker_outlives_a_killed_run(tmp_path):
+    import subprocess
+    import sys
+    import time
+    import psutil
+    from tests.conftest import ROOT
+    process = subprocess.Popen([sys.executable, str(ROOT / 'stylegan2_ada' / 'train.py'), '--outdir', str(tmp_path),
+                                '--data', 'synth:primitives?n=16&res=16', '--data-class', 'tests.probes.SlowInWorkersDataset',
+                                '--cfg', 'cpu', '--metrics', 'none', '--workers', '1', '--kimg', '1'],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, workers = time.time() + 300, []
+        while not workers and time.time() < deadline and process.poll() is None:
+            time.sleep(0.5)
+            workers = [child for child in psutil.Process(process.pid).children(recursive=True)
+                       if 'spawn_main' in ' '.join(child.cmdline())]
+        assert workers, 'train.py started no DataLoader worker'
+        time.sleep(3)  # the worker is now inside its ten-minute read
+        process.kill()
+        process.wait()
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f'{len(alive)} worker(s) outlived the killed train.py'
+    finally:
+        process.kill()
+        for child in psutil.Process().children(recursive=True):
+            if 'spawn_main' in ' '.join(child.cmdline()):
+                child.kill()
