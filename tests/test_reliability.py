@@ -285,8 +285,9 @@ def test_no_dataloader_worker_outlives_a_killed_run(tmp_path):
                                 '--data', 'synth:primitives?n=16&res=16', '--data-class', 'tests.probes.SlowInWorkersDataset',
                                 '--cfg', 'cpu', '--metrics', 'none', '--workers', '1', '--kimg', '1'],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
     try:
-        deadline, workers = time.time() + 300, []
+        deadline = time.time() + 300
         while not workers and time.time() < deadline and process.poll() is None:
             time.sleep(0.5)
             workers = [child for child in psutil.Process(process.pid).children(recursive=True)
@@ -299,6 +300,6 @@ def test_no_dataloader_worker_outlives_a_killed_run(tmp_path):
         assert not alive, f'{len(alive)} worker(s) outlived the killed train.py'
     finally:
         process.kill()
-        for child in psutil.Process().children(recursive=True):
-            if 'spawn_main' in ' '.join(child.cmdline()):
-                child.kill()
+        for worker in workers:  # an orphan is no child of this process any more: kill it by its handle
+            if worker.is_running():
+                worker.kill()
