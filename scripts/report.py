@@ -99,8 +99,12 @@ class Run:
 
     @property
     def fine_tuned(self):
-        """Whether the run started from another run's snapshot (--resume)."""
-        return self.options.get('resume_pkl') is not None
+        """Whether the run started from another run's weights with a fresh training state (--resume, e.g. after
+        pretraining); a run that continued an interrupted one (its log says the state was restored) is not."""
+        if self.options.get('resume_pkl') is None:
+            return False
+        log = self.path / 'log.txt'
+        return not (log.is_file() and 'Training state: restored' in log.read_text(errors='replace'))
 
     @property
     def kimg(self):
@@ -329,6 +333,8 @@ def aggregate(rows):
     result = dict(rows[0], seeds=[row['seed'] for row in rows])
     for field in NUMERIC_FIELDS:
         values = [row[field] for row in rows if _finite(row[field])]
+        if field == 'converged_kimg' and len(values) < len(rows):  # a seed that never got there: no mean
+            values = []
         result[field] = (statistics.fmean(values) if values else math.nan,
                          statistics.stdev(values) if len(values) > 1 else math.nan)
     return result
@@ -479,7 +485,7 @@ def build_report(run_dirs, out, metric=None):
                     'snapshots, at the kimg of that snapshot; final FID is that of the last evaluated snapshot. '
                     '"95% of scratch at kimg": the first evaluated kimg with FID <= (best FID of the from-scratch '
                     'runs of the same method, augmentation and dataset, mean over seeds) / 0.95; empty without '
-                    'such runs or when never reached.')
+                    'such runs or when never reached (in a mean row: when any seed never reached it).')
     else:
         text.append('FID: none of the runs has a metric-fid*.jsonl, so the FID columns are empty.')
     text += ['', 'sec/kimg: mean of `Timing/sec_per_kimg` over the ticks after tick 0. Rows in bold: mean ± '

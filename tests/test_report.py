@@ -114,6 +114,10 @@ def test_fine_tuned_runs_get_the_kimg_where_they_reach_95_percent_of_scratch(run
     options['resume_pkl'] = '/pretrain/network-snapshot-000300.pkl'
     (finetuned / 'training_options.json').write_text(json.dumps(options))
     write_metric_rows(finetuned, [100.0, 84.0, 60.0])
+    continued = tmp_path / 'continued'                                          # an interrupted run resumed
+    shutil.copytree(finetuned, continued)
+    (continued / 'log.txt').write_text('Training state: restored (kimg 0.064, tick 2)\n')
+    assert load_run(continued).fine_tuned is False and load_run(finetuned).fine_tuned is True
     report = build_report([runs['base0'], runs['base1'], finetuned], tmp_path / 'report')
     by_run = {row['run']: row for row in report.rows}
     kimgs = [row['Progress/kimg']['mean'] for row in read_stats(finetuned)]
@@ -124,6 +128,7 @@ def test_fine_tuned_runs_get_the_kimg_where_they_reach_95_percent_of_scratch(run
     assert by_run[runs['base1']]['converged_kimg'] == pytest.approx(kimgs[1])   # 70 at the second tick
     (aggregate,) = report.aggregates                                             # the fine-tune is its own group
     assert aggregate['seeds'] == [0, 1]
+    assert all(math.isnan(value) for value in aggregate['converged_kimg'])      # seed 0 never reached it
     assert f'| {kimgs[1]:.3g} |' in [line for line in table_lines(report) if 'fine-tuned' in line][0]
 
 

@@ -106,6 +106,18 @@ def test_low_shot_batch_that_the_processes_cannot_share_is_refused(tmp_path, dat
     assert result.returncode == 2
     assert '--cfg=low_shot has batch 4, which 8 processes cannot share' in result.stdout + result.stderr
     assert not (tmp_path / 'runs').exists()
+    eight = dry_run_options(tmp_path, dataset16, '--cfg', 'low_shot', '--gpus', '8', '--batch', '8')  # as it advises
+    assert (eight['batch_size'], eight['batch_gpu']) == (8, 1)
+
+
+@pytest.mark.parametrize('option', [['--mirror', '1'], ['--subset', '100']])
+def test_an_endless_stream_refuses_mirror_and_subset_up_front(tmp_path, option):
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', 'synth:primitives?res=16',
+                          '--data-class', 'plugins.primitives.dataset.SyntheticDataset', '--cfg', 'cpu', *option,
+                          check=False)
+    assert result.returncode == 2 and 'is an endless stream of fresh images: --mirror and --subset do not apply' in \
+        result.stdout + result.stderr, result.stdout + result.stderr
+    assert not (tmp_path / 'runs').exists()
 
 
 @pytest.mark.parametrize('make_outdir, message', [

@@ -79,8 +79,8 @@ def topk_gan_k(nimg, batch, nu, gamma, training_set_size):
 def linear_ramp_k(kimg, batch, nu, over_kimg):
     """A linear ramp (the project's alternative to Top-k GAN's schedule): k falls linearly from `batch` at
     kimg = 0 to k_min = ceil(nu * batch) at kimg = over_kimg, rounded to the nearest integer (halves up), then stays
-    at k_min (at least 1). Each level is held for an equal share of the ramp, so k reaches k_min within it: batch 4
-    and nu 0.75 give k = 3 after over_kimg / 2."""
+    at k_min (at least 1). The inner levels each hold an equal share of the ramp and the first and last half a
+    share, so k reaches k_min within it: batch 4 and nu 0.75 give k = 3 after over_kimg / 2."""
     kimg = check_range('kimg', kimg, 0)
     batch = check_int_range('batch', batch, 1)
     nu = check_range('nu', nu, 0, 1, low_inclusive=False)

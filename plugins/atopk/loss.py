@@ -6,8 +6,9 @@ from plugins.loss import Loss as PluginLoss
 
 class Loss(PluginLoss):
     """StyleGAN2's loss whose G step uses only k fakes of each minibatch (ATop-k, Eq. 10-12); D and the
-    path-length regulariser are upstream's. Options: those of `plugins.atopk.method.ATopk` (mode, k, nu,
-    schedule, gamma, linear_kimg, seed) and of its overfitting heuristic (target 0.6, speed_kimg 500, interval 4), plus upstream's."""
+    path-length regulariser are upstream's. Options: those of `plugins.atopk.method.ATopk` (mode, k, schedule,
+    nu, gamma, linear_kimg, seed) and of its overfitting heuristic (target 0.6, speed_kimg 500, interval 4), plus
+    upstream's."""
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None,
                  mode: str = 'adaptive', k: int = None, schedule: str = 'topk_gan', nu: float = 0.75,

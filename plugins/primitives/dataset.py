@@ -22,7 +22,8 @@ STREAM_LENGTH = 50000           # What len() tells upstream of an endless stream
 
 def parse_synthetic_path(path):
     """Split 'synth:<name>?n=<count>&res=<resolution>&seed=<seed>' into (name, {'n', 'res', 'seed'}); every
-    query key is optional ('n' and 'res' are None when absent: an endless stream, the default resolution). Raises IOError, which upstream reports as a --data error."""
+    query key is optional ('n' and 'res' are None when absent: an endless stream, the default resolution).
+    Raises IOError, which upstream reports as a --data error."""
     if not isinstance(path, str) or not path.startswith(PATH_PREFIX):
         raise IOError(f'synthetic dataset path must start with {PATH_PREFIX!r}, got {path!r}')
     synth, _, query = path[len(PATH_PREFIX):].partition('?')
