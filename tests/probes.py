@@ -60,10 +60,11 @@ class NaNLogitsLoss(StyleGAN2Loss):
 
 
 class SlowInWorkersDataset(SyntheticDataset):
-    """Synthetic images, except that a DataLoader worker takes ten minutes to read one: a worker busy in a read,
-    which never gets to check whether its parent is still alive."""
+    """Synthetic images, except that a DataLoader worker takes ten minutes to read one (after creating
+    $PROBE_DIR/worker-reading): a worker busy in a read, which never gets to check whether its parent is alive."""
 
     def __getitem__(self, idx):
         if torch.utils.data.get_worker_info() is not None:
+            open(os.path.join(os.environ['PROBE_DIR'], 'worker-reading'), 'w').close()
             time.sleep(600)
         return super().__getitem__(idx)

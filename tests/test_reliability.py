@@ -276,25 +276,28 @@ def test_a_resumed_run_continues_the_endless_synthetic_stream(tmp_path):
 
 
 def test_no_dataloader_worker_outlives_a_killed_run(tmp_path):
+    import os
     import subprocess
     import sys
     import time
     import psutil
     from tests.conftest import ROOT
+    reading = tmp_path / 'worker-reading'
     process = subprocess.Popen([sys.executable, str(ROOT / 'stylegan2_ada' / 'train.py'), '--outdir', str(tmp_path),
                                 '--data', 'synth:primitives?n=16&res=16', '--data-class', 'tests.probes.SlowInWorkersDataset',
                                 '--cfg', 'cpu', '--metrics', 'none', '--workers', '1', '--kimg', '1'],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=dict(os.environ, PROBE_DIR=str(tmp_path)))
     workers = []
     try:
-        deadline = time.time() + 300
-        while not workers and time.time() < deadline and process.poll() is None:
+        deadline = time.time() + 600
+        while not reading.exists() and time.time() < deadline and process.poll() is None:
             time.sleep(0.5)
-            workers = [child for child in psutil.Process(process.pid).children(recursive=True)
-                       if 'spawn_main' in ' '.join(child.cmdline())]
-        assert workers, 'train.py started no DataLoader worker'
-        time.sleep(3)  # the worker is now inside its ten-minute read
-        process.kill()
+        assert reading.exists(), 'no DataLoader worker started its read'
+        workers = [child for child in psutil.Process(process.pid).children(recursive=True)
+                   if 'spawn_main' in ' '.join(child.cmdline())]
+        assert workers, 'the reading worker is not a child of train.py'
+        process.kill()  # the worker is inside its ten-minute read
         process.wait()
         gone, alive = psutil.wait_procs(workers, timeout=10)
         assert not alive, f'{len(alive)} worker(s) outlived the killed train.py'
