@@ -194,13 +194,16 @@ BAD_INPUT = [
     ('resume architecture', ['--cfg', 'auto', '--resume', 'SNAPSHOT'],
      'has a different G architecture (35 tensors differ, e.g. synthesis.b4.const is [64, 4, 4] there, [512, 4, 4] here)'),
     ('resume missing', ['--resume', 'MISSING'], '--resume: no such file: '),
+    ('resume a partial write', ['--resume', 'PARTIAL'], 'is the partial write of an interrupted snapshot; resume from a .pkl'),
 ]
 
 
 @pytest.mark.parametrize('args, message', [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
 def test_bad_option_or_snapshot_is_refused_before_writing(tmp_path, dataset16, cpu_snapshot, args, message):
-    args = [str(cpu_snapshot) if a == 'SNAPSHOT' else str(tmp_path / 'missing.pkl') if a == 'MISSING' else a
-            for a in args]
+    partial = tmp_path / 'network-snapshot-000000.064.pkl.tmp'
+    partial.write_bytes(cpu_snapshot.read_bytes()[:-100])
+    args = [str(cpu_snapshot) if a == 'SNAPSHOT' else str(tmp_path / 'missing.pkl') if a == 'MISSING' else
+            str(partial) if a == 'PARTIAL' else a for a in args]
     base = [] if '--cfg' in args else ['--cfg', 'cpu']
     result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, *base, *args, check=False)
     assert result.returncode == 2, result.stdout + result.stderr
