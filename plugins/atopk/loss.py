@@ -7,12 +7,12 @@ from plugins.loss import Loss as PluginLoss
 class Loss(PluginLoss):
     """StyleGAN2's loss whose G step uses only k fakes of each minibatch (ATop-k, Eq. 10-12); D and the
     path-length regulariser are upstream's. Options: those of `plugins.atopk.method.ATopk` (mode, k, schedule,
-    nu, gamma, linear_kimg, seed) and of its overfitting heuristic (target 0.6, speed_kimg 500, interval 4), plus
-    upstream's."""
+    nu, gamma, linear_kimg, seed; None is the method's default) and of its overfitting heuristic (target 0.6,
+    speed_kimg 500, interval 4), plus upstream's."""
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None,
-                 mode: str = 'adaptive', k: int = None, schedule: str = 'topk_gan', nu: float = 0.75,
-                 gamma: float = 0.99, linear_kimg: float = 2000, target: float = 0.6, speed_kimg: float = 500,
+                 mode: str = 'adaptive', k: int = None, schedule: str = None, nu: float = None,
+                 gamma: float = None, linear_kimg: float = None, target: float = 0.6, speed_kimg: float = 500,
                  interval: int = 4, seed: int = None, style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2,
                  pl_decay=0.01, pl_weight=2, random_seed=0, training_set_size=None, batch_size=None):
         atopk = dict(mode=mode, k=k, schedule=schedule, nu=nu, gamma=gamma, linear_kimg=linear_kimg, target=target,

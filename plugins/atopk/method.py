@@ -8,6 +8,7 @@ from plugins.common.options import check_choice, check_int_range, check_range
 
 MODES = ('adaptive', 'fixed', 'linear', 'worst')
 SCHEDULES = ('topk_gan', 'ramp')
+LINEAR_DEFAULTS = dict(schedule='topk_gan', nu=0.75, gamma=0.99, linear_kimg=2000)  # Linear Top-k's options
 
 
 class ATopk:
@@ -25,8 +26,10 @@ class ATopk:
                    nu)) with epochs over the training set (`topk_gan_k`); 'ramp', a linear fall from the batch size
                    to ceil(nu * batch) over `linear_kimg` kimg (`linear_ramp_k`).
       nu           Linear Top-k's final fraction, 0 < nu <= 1 (default 0.75, the ATop-k paper's value).
-      gamma        Top-k GAN's decay per epoch, 0 < gamma <= 1 (default 0.99, Sinha et al.'s).
-      linear_kimg  kimg over which the 'ramp' schedule falls (default 2000, the paper's training length).
+      gamma        'topk_gan''s decay per epoch, 0 < gamma <= 1 (default 0.99, Sinha et al.'s).
+      linear_kimg  kimg over which 'ramp' falls (default 2000, the paper's training length).
+                   These four apply to mode 'linear' only (gamma to 'topk_gan', linear_kimg to 'ramp'); given
+                   elsewhere they are refused rather than ignored.
       seed         seed of the Eq. 11 draws (identical on every rank, so k is too, with no communication); by default
                    the run's --seed, so runs with different seeds walk differently.
     train.py passes the run's seed, training-set size and batch (`random_seed`, `training_set_size`, `batch_size`,
@@ -54,9 +57,11 @@ class ATopk:
     name = 'atopk'
     stats_prefix = 'ATopk'
 
-    def __init__(self, mode='adaptive', k=None, schedule='topk_gan', nu=0.75, gamma=0.99, linear_kimg=2000, seed=None,
+    def __init__(self, mode='adaptive', k=None, schedule=None, nu=None, gamma=None, linear_kimg=None, seed=None,
                  random_seed=0, training_set_size=None, batch_size=None):
         self.check_options(mode=mode, k=k, schedule=schedule, nu=nu, gamma=gamma, linear_kimg=linear_kimg, seed=seed)
+        schedule, nu, gamma, linear_kimg = [default if value is None else value for value, default in
+                                            zip((schedule, nu, gamma, linear_kimg), LINEAR_DEFAULTS.values())]
         if k is not None and batch_size is not None and k > batch_size:  # train.py knows the batch up front
             raise ValueError(f'k={k} exceeds the batch size {batch_size}; k must lie in [1, {batch_size}]')
         self.mode = mode
@@ -79,19 +84,31 @@ class ATopk:
     uses_heuristic = True  # p is reported in every mode
 
     @staticmethod
-    def check_options(mode='adaptive', k=None, schedule='topk_gan', nu=0.75, gamma=0.99, linear_kimg=2000, seed=None):
+    def check_options(mode='adaptive', k=None, schedule=None, nu=None, gamma=None, linear_kimg=None, seed=None):
         """Validate the ATop-k options; raises ValueError naming the bad value and what is allowed."""
         check_choice('mode', mode, MODES)
-        check_choice('schedule', schedule, SCHEDULES)
-        check_range('gamma', gamma, 0, 1, low_inclusive=False)
+        given = [name for name, value in zip(LINEAR_DEFAULTS, (schedule, nu, gamma, linear_kimg)) if value is not None]
+        if given and mode != 'linear':
+            verb = 'applies' if len(given) == 1 else 'apply'
+            raise ValueError(f"{', '.join(given)} {verb} only to mode 'linear' (Linear Top-k); mode is {mode!r}")
+        if schedule is not None:
+            check_choice('schedule', schedule, SCHEDULES)
+        if gamma is not None:
+            check_range('gamma', gamma, 0, 1, low_inclusive=False)
+            if schedule == 'ramp':
+                raise ValueError("gamma applies only to schedule 'topk_gan'; 'ramp' falls over linear_kimg")
+        if nu is not None:
+            check_range('nu', nu, 0, 1, low_inclusive=False)
+        if linear_kimg is not None:
+            check_range('linear_kimg', linear_kimg, 0, low_inclusive=False)
+            if schedule != 'ramp':
+                raise ValueError("linear_kimg applies only to schedule 'ramp'; 'topk_gan' falls once per epoch by gamma")
         if k is not None:
             check_int_range('k', k, 1)
             if mode not in ('fixed', 'worst'):
                 raise ValueError(f"k={k!r} applies only to mode 'fixed' or 'worst' (mode {mode!r} sets k itself)")
         elif mode == 'fixed':
             raise ValueError("mode 'fixed' needs an integer k >= 1, e.g. {\"mode\": \"fixed\", \"k\": 3}")
-        check_range('nu', nu, 0, 1, low_inclusive=False)
-        check_range('linear_kimg', linear_kimg, 0, low_inclusive=False)
         if seed is not None:
             check_int_range('seed', seed, 0)
 
