@@ -1,4 +1,4 @@
-"""One upstream loss for any combination of ATop-k, ANDA and DigGAN:
+"""One upstream loss for any combination of the registered methods (`plugins.methods.METHODS`):
 
     --loss plugins.Loss --loss-kwargs '{"atopk": {"mode": "adaptive"}, "anda": {}, "diggan": {"weight": 100}}'
 
@@ -13,16 +13,15 @@ from torch_utils import misc, training_stats
 from torch_utils.ops import conv2d_gradfix
 from training.loss import StyleGAN2Loss
 
-from plugins.anda.method import ANDA
-from plugins.atopk.method import ATopk
+from plugins.common.method import EXCLUSIVE_HOOKS, implements
 from plugins.common.minibatch import G_MAIN_PHASES, MinibatchTracker
 from plugins.common.options import check_int_range, check_range, check_type
 from plugins.common.overfit import OverfitHeuristic
 from plugins.diggan.core import per_sample_grad_norms
-from plugins.diggan.method import DigGAN
+from plugins.methods import METHODS, method_class
 
-METHODS = {'atopk': ATopk, 'anda': ANDA, 'diggan': DigGAN}
 HEURISTIC_DEFAULTS = {'target': 0.6, 'speed_kimg': 500, 'interval': 4}
+UPSTREAM_OPTIONS = ('style_mixing_prob', 'r1_gamma', 'pl_batch_shrink', 'pl_decay', 'pl_weight')
 _D_MAIN_PHASES = ('Dmain', 'Dboth')
 
 
@@ -79,24 +78,34 @@ def _run_facts_for(method_class, facts):
     return {name: value for name, value in facts.items() if name in inspect.signature(method_class).parameters}
 
 
-def _parse_methods(atopk, anda, diggan, shared_heuristic, facts):
-    """{name: (method options, heuristic options or None)} for the methods that are on, validated."""
+def _parse_methods(specs, shared_heuristic, facts):
+    """{name: (class, method options, heuristic options or None)} for the methods that are on, in the registry's
+    order, validated."""
     check_type('shared_heuristic', shared_heuristic, bool)
+    unknown = sorted(set(specs) - set(METHODS))
+    if unknown:
+        raise ValueError(f'{unknown[0]!r} is neither a method ({", ".join(METHODS)}) nor an option of the loss '
+                         f'(shared_heuristic, {", ".join(UPSTREAM_OPTIONS)})')
     parsed = {}
-    for name, spec in (('atopk', atopk), ('anda', anda), ('diggan', diggan)):
-        options = _method_spec(name, spec)
+    for name in METHODS:
+        options = _method_spec(name, specs.get(name))
         if options is not None:
-            parsed[name] = _split_options(name, METHODS[name], options, facts)
-    settings = {name: heuristic for name, (_, heuristic) in parsed.items() if heuristic is not None}
+            cls = method_class(name)
+            parsed[name] = (cls, *_split_options(name, cls, options, facts))
+    settings = {name: heuristic for name, (_, _, heuristic) in parsed.items() if heuristic is not None}
     if shared_heuristic and len({tuple(sorted(h.items())) for h in settings.values()}) > 1:
         raise ValueError(f'the methods share one overfitting heuristic, but their settings differ: {settings}; give '
                          f'them the same target/speed_kimg/interval, or set "shared_heuristic": false')
+    for hook, role in EXCLUSIVE_HOOKS.items():
+        owners = [name for name, (cls, _, _) in parsed.items() if implements(cls, hook)]
+        if len(owners) > 1:
+            raise ValueError(f'{" and ".join(owners)} cannot be combined: each sets {role}')
     return parsed
 
 
 class Loss(StyleGAN2Loss):
-    """StyleGAN2's loss (upstream's terms and regularisers, unchanged) with any subset of three methods, each acting
-    on its own term:
+    """StyleGAN2's loss (upstream's terms and regularisers, unchanged) with any subset of the registered methods
+    (`plugins.methods.METHODS`), each acting through the hooks of `plugins.common.method` that it implements:
       atopk   which fakes update G: G's main loss over the top k of each minibatch (see plugins.atopk.method).
       anda    D's fake term: a mixture of generated images and negatives NDA(x_real) (see plugins.anda.method).
       diggan  an extra D regulariser, the gradient gap between reals and fakes (see plugins.diggan.method).
@@ -115,44 +124,49 @@ class Loss(StyleGAN2Loss):
     methods that take them.
     """
 
-    def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, atopk=None, anda=None, diggan=None,
-                 shared_heuristic=True, style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2, pl_decay=0.01,
-                 pl_weight=2, random_seed=0, training_set_size=None, ada_target=None, batch_size=None):
+    def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, shared_heuristic=True,
+                 style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2, pl_decay=0.01, pl_weight=2, random_seed=0,
+                 training_set_size=None, ada_target=None, batch_size=None, **methods):
         facts = {'random_seed': random_seed, 'training_set_size': training_set_size, 'ada_target': ada_target,
                  'batch_size': batch_size}
-        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic, facts)
+        parsed = _parse_methods(methods, shared_heuristic, facts)
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
                          style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink,
                          pl_decay=pl_decay, pl_weight=pl_weight)
-        self.methods = {name: METHODS[name](**options, **_run_facts_for(METHODS[name], facts))
-                        for name, (options, _) in parsed.items()}
+        self.methods = {name: cls(**options, **_run_facts_for(cls, facts)) for name, (cls, options, _) in parsed.items()}
         self.heuristics = {}  # method name -> OverfitHeuristic (one object for all when shared)
-        for name, (_, settings) in parsed.items():
+        for name, (_, _, settings) in parsed.items():
             if settings is not None:
                 shared = next(iter(self.heuristics.values()), None) if shared_heuristic else None
                 self.heuristics[name] = shared or OverfitHeuristic(**settings).to(device)
         self.p_host = {name: 0.0 for name in self.heuristics}  # each heuristic's p, read at its adjustments
-        if 'anda' in self.methods:
-            self.methods['anda'].check_augment_pipe(augment_pipe)
-            if _rank_and_world_size()[0] == 0:
-                print(f"ANDA: alpha is {self.methods['anda'].alpha_description()}")
+        for method in self.methods.values():
+            method.attach(augment_pipe)
+            if method.describe() is not None and _rank_and_world_size()[0] == 0:
+                print(method.describe())
         self.tracker = MinibatchTracker()
 
     @staticmethod
-    def check_options(atopk=None, anda=None, diggan=None, shared_heuristic=True, augment_pipe=None, ada_target=None,
-                      batch_size=None, **upstream_options):
+    def check_options(shared_heuristic=True, augment_pipe=None, ada_target=None, batch_size=None, **options):
         """Validate the methods' options (upstream's own are left to upstream); raises ValueError. train.py also
         passes `augment_pipe`, whether the run will have one, `ada_target` and `batch_size`, for the options that
         need them."""
-        parsed = _parse_methods(atopk, anda, diggan, shared_heuristic, {'ada_target': ada_target,
-                                                                          'batch_size': batch_size})
-        if augment_pipe is False and 'anda' in parsed:
-            ANDA(**parsed['anda'][0]).check_augment_pipe(None)
+        specs = {name: spec for name, spec in options.items() if name not in UPSTREAM_OPTIONS + ('random_seed',
+                                                                                                'training_set_size')}
+        facts = {'ada_target': ada_target, 'batch_size': batch_size}
+        parsed = _parse_methods(specs, shared_heuristic, facts)
+        if augment_pipe is False:  # the run has no pipe: a method that reads one must say so now
+            for cls, method_options, _ in parsed.values():
+                cls(**method_options, **_run_facts_for(cls, facts)).attach(None)
 
-    def _method(self, name):
-        """The method if it is on and active (ANDA with lam 0 and DigGAN with weight 0 are off)."""
-        method = self.methods.get(name)
-        return method if method is not None and getattr(method, 'active', True) else None
+    def _on(self, hook):
+        """The active methods that implement `hook`, in order."""
+        return [method for method in self.methods.values() if method.active and implements(method, hook)]
+
+    def _p(self, method):
+        """The heuristic's p of a method that reads one, else None."""
+        heuristic = self.heuristics.get(method.name)
+        return None if heuristic is None else heuristic.p
 
     # ------------------------------------------------------------------------------------------------------------
     # Minibatches and the heuristic.
@@ -168,15 +182,16 @@ class Loss(StyleGAN2Loss):
                         adjusted[id(heuristic)] = torch.stack([p, heuristic.last_eta]).cpu().tolist()
                     self.p_host[name], eta = adjusted[id(heuristic)]
                     training_stats.report(f'{self.methods[name].stats_prefix}/eta', [eta] if eta == eta else [])
-        if 'atopk' in self.methods:
-            self.methods['atopk'].begin_minibatch(self.tracker, rank, world_size, self.p_host['atopk'])
+        for method in self._on('begin_minibatch'):
+            method.begin_minibatch(self.tracker, rank, world_size, self.p_host.get(method.name))
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, sync, gain):
         assert phase in ['Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth']
         rank, world_size = _rank_and_world_size()
         ended, started, round_index = self.tracker.enter(phase, gen_z.shape[0], world_size)
-        if ended and 'atopk' in self.methods:
-            self.methods['atopk'].end_minibatch(self.tracker)
+        if ended:
+            for method in self._on('end_minibatch'):
+                method.end_minibatch(self.tracker)
         if started:
             self._begin_minibatch(rank, world_size)
 
@@ -194,13 +209,16 @@ class Loss(StyleGAN2Loss):
     # G.
 
     def _accumulate_g_main(self, gen_z, gen_c, sync, gain, round_index):
+        selector = next(iter(self._on('g_main_loss')), None)
         with torch.autograd.profiler.record_function('Gmain_forward'):
             gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=sync)
+            for method in self._on('observe_fakes'):
+                method.observe_fakes(gen_img.detach())
             gen_logits = self.run_D(gen_img, gen_c, sync=False)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
-            if 'atopk' in self.methods:
-                loss_Gmain = self.methods['atopk'].g_main_loss(gen_logits, round_index)
+            if selector is not None:
+                loss_Gmain = selector.g_main_loss(gen_logits, round_index)
             else:
                 per_image = torch.nn.functional.softplus(-gen_logits)  # -log(sigmoid(gen_logits))
                 training_stats.report('Loss/G/loss', per_image)
@@ -228,63 +246,60 @@ class Loss(StyleGAN2Loss):
         with torch.autograd.profiler.record_function('input_grads'), conv2d_gradfix.no_weight_gradients():
             return torch.autograd.grad(outputs=[logits.sum()], inputs=inputs, create_graph=True, only_inputs=True)
 
-    def _d_fake_term(self, real_img, gen_z, gen_c, diggan):
-        """D's fake term of a D main phase: (per-image loss, generated images' logits, DigGAN's fake norms)."""
-        anda = self._method('anda')
+    def _d_fake_term(self, real_img, gen_z, gen_c, gradder):
+        """D's fake term of a D main phase: (per-image loss, generated images' logits, the fakes' input-gradient
+        norms for `gradder`, the method with a gradient term in this phase, or None)."""
+        faker = next(iter(self._on('d_fake_inputs')), None)
         gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
-        if anda is None:
-            batches = [(gen_img, None, None)]
-        else:
-            heuristic = self.heuristics.get('anda')
-            alpha = anda.alpha(None if heuristic is None else heuristic.p, self.augment_pipe)
-            batches = anda.d_fake_inputs(gen_img, real_img, alpha)
-        loss_Dgen, gen_logits, fake_norms = 0, None, None
-        for index, (images, weight, is_negative) in enumerate(batches):
-            if index == 0 and diggan is not None:
-                logits, fake_norms = self._fake_norms(images, gen_c, diggan)
+        batches = [(gen_img, None, None)] if faker is None else faker.d_fake_inputs(gen_img, real_img, self._p(faker))
+        loss_Dgen, all_logits, fake_norms = 0, [], None
+        for index, (images, weight, _is_negative) in enumerate(batches):
+            if index == 0 and gradder is not None:
+                logits, fake_norms = self._fake_norms(images, gen_c, gradder)
             else:
                 logits = self.run_D(images, gen_c, sync=False)  # gets synced by the real pass
             loss = torch.nn.functional.softplus(logits)  # -log(1 - sigmoid(logits))
             loss_Dgen = loss_Dgen + (loss if weight is None else weight * loss)
-            if is_negative is not None:
-                anda.report_negative_scores(logits, is_negative)
-            if is_negative is None or is_negative.ndim == 1:  # the generated images' logits
-                gen_logits = logits if is_negative is None or anda.estimator != 'sampled' else logits[~is_negative]
+            all_logits.append(logits)
+        gen_logits = all_logits[0] if faker is None else faker.generated_logits(batches, all_logits)
         training_stats.report('Loss/scores/fake', gen_logits)
         training_stats.report('Loss/signs/fake', gen_logits.sign())
         return loss_Dgen, gen_logits, fake_norms
 
-    def _fake_norms(self, images, c, diggan):
-        """(D's logits of images, DigGAN's per-image input-gradient norms), the images detached from G."""
-        logits, before, after = self._run_D_for_input_grads(images, c, sync=False, wrt=diggan.wrt)
+    def _fake_norms(self, images, c, gradder):
+        """(D's logits of images, per-image input-gradient norms for `gradder`), the images detached from G."""
+        logits, before, after = self._run_D_for_input_grads(images, c, sync=False, wrt=gradder.input_grad_wrt)
         with torch.autograd.profiler.record_function('input_grads'), conv2d_gradfix.no_weight_gradients():
-            return logits, per_sample_grad_norms(logits, before if diggan.wrt == 'before' else after)
+            return logits, per_sample_grad_norms(logits, before if gradder.input_grad_wrt == 'before' else after)
 
     def _accumulate_d(self, phase, real_img, real_c, gen_z, gen_c, sync, gain):
         do_Dmain = phase in _D_MAIN_PHASES
         do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
-        diggan = self._method('diggan')
-        diggan = diggan if diggan is not None and diggan.runs_in(phase) else None
+        gradder = next((method for method in self._on('d_gradient_term') if method.runs_in(phase)), None)
+        logit_terms = self._on('d_logit_terms') if do_Dmain else []
+        joint = gradder is not None or len(logit_terms) > 0  # the fake term's graph waits for the real pass
 
-        # Dmain: minimize logits for generated images (and ANDA's negatives). With DigGAN the fake term's graph is
-        # kept for one backward with the real pass, since the penalty needs both.
+        # Dmain: minimize logits for generated images (and ANDA's negatives). A method whose term needs the fake
+        # and real passes together keeps the fake term's graph for one backward with the real pass.
         loss_Dgen, gen_logits, fake_norms = 0, None, None
         if do_Dmain:
             with torch.autograd.profiler.record_function('Dgen_forward'):
-                loss_Dgen, gen_logits, fake_norms = self._d_fake_term(real_img, gen_z, gen_c, diggan)
-            if diggan is None:
+                loss_Dgen, gen_logits, fake_norms = self._d_fake_term(real_img, gen_z, gen_c, gradder)
+            if not joint:
                 with torch.autograd.profiler.record_function('Dgen_backward'):
                     loss_Dgen.mean().mul(gain).backward()
-        elif diggan is not None:  # lazy cadence: DigGAN's fakes need one more D pass
+        elif gradder is not None:  # a gradient term outside D main (DigGAN's lazy cadence): one more D pass on fakes
             with torch.autograd.profiler.record_function('Dgap_fake_forward'):
                 gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
-                _logits, fake_norms = self._fake_norms(gen_img, gen_c, diggan)
+                _logits, fake_norms = self._fake_norms(gen_img, gen_c, gradder)
 
-        # Dmain: maximize logits for real images. Dr1: R1. DigGAN: the gap, sharing R1's input gradient.
-        if do_Dmain or do_Dr1 or diggan is not None:
+        # Dmain: maximize logits for real images. Dr1: R1. A gradient term shares R1's input gradient.
+        if do_Dmain or do_Dr1 or gradder is not None:
             name = 'Dreal_Dr1' if do_Dmain and do_Dr1 else 'Dreal' if do_Dmain else 'Dr1'
             with torch.autograd.profiler.record_function(name + '_forward'):
-                wrt = (['before'] if do_Dr1 else []) + ([diggan.wrt] if diggan is not None else [])
+                for method in self._on('d_real_inputs'):
+                    real_img = method.d_real_inputs(real_img, self._p(method))
+                wrt = (['before'] if do_Dr1 else []) + ([gradder.input_grad_wrt] if gradder is not None else [])
                 real_logits, before, after = self._run_D_for_input_grads(real_img, real_c, sync=sync, wrt=wrt)
                 training_stats.report('Loss/scores/real', real_logits)
                 training_stats.report('Loss/signs/real', real_logits.sign())
@@ -293,7 +308,7 @@ class Loss(StyleGAN2Loss):
                 if do_Dmain:
                     for heuristic in {id(h): h for h in self.heuristics.values()}.values():
                         heuristic.accumulate(real_logits)
-                    gap_reporters = [self.methods[m].stats_prefix for m in ('atopk', 'anda') if m in self.methods]
+                    gap_reporters = [m.stats_prefix for m in self.methods.values() if m.reports_score_gap]
                     if gap_reporters and gen_logits.numel() > 0:
                         gap = real_logits.detach().mean() - gen_logits.detach().mean()
                         for prefix in gap_reporters:
@@ -311,14 +326,16 @@ class Loss(StyleGAN2Loss):
                     training_stats.report('Loss/r1_penalty', r1_penalty)
                     training_stats.report('Loss/D/reg', loss_Dr1)
 
-                loss_gap = 0
-                if diggan is not None:
-                    loss_gap = diggan.loss(grads[diggan.wrt].flatten(1).norm(dim=1), fake_norms)
+                extra_terms = []
+                if gradder is not None:
+                    real_norms = grads[gradder.input_grad_wrt].flatten(1).norm(dim=1)
+                    extra_terms.append(gradder.d_gradient_term(real_norms, fake_norms))
+                extra_terms += [method.d_logit_terms(real_logits, gen_logits) for method in logit_terms]
 
             with torch.autograd.profiler.record_function(name + '_backward'):
                 total = (real_logits * 0 + loss_Dreal + loss_Dr1).mean()
-                if diggan is not None:
-                    total = total + loss_gap + (loss_Dgen.mean() if do_Dmain else 0)
+                if joint:
+                    total = total + sum(extra_terms) + (loss_Dgen.mean() if do_Dmain else 0)
                 total.mul(gain).backward()
 
     # ------------------------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def test_sampled_puts_negatives_at_rate_lam_times_one_minus_alpha():
     torch.manual_seed(1)
     trials, negatives = 200, 0
     for _ in range(trials):
-        (images, weight, is_negative), = anda.d_fake_inputs(fake, real, alpha=torch.tensor(0.4))
+        (images, weight, is_negative), = anda.d_fake_inputs(fake, real, p=torch.tensor(0.4))
         assert weight is None and is_negative.dtype == torch.bool
         assert torch.equal(images[~is_negative], fake[~is_negative])
         assert is_jigsaw_of(images[is_negative], real[is_negative])
@@ -168,11 +168,11 @@ def test_defaults_are_the_released_estimator_with_alpha_from_ADA_when_p_adapts()
     adapting = make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe, ada_target=0.6)
     anda = adapting.methods['anda']
     assert anda.estimator == 'released' and anda.alpha_source == 'ada' and adapting.heuristics == {}
-    assert anda.alpha_description() == "the augment pipe's p (ADA, target 0.6)"
+    assert anda.describe() == "ANDA: alpha is the augment pipe's p (ADA, target 0.6)"
     fixed_p = make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe)       # --aug fixed, or a pipe at p = 1
     assert fixed_p.methods['anda'].alpha_source == 'heuristic' and 'anda' in fixed_p.heuristics
     no_pipe = make_loss(G, D, 'plugins.anda.Loss')
-    assert no_pipe.methods['anda'].alpha_description() == "the overfitting heuristic's p (Eq. 10)"
+    assert no_pipe.methods['anda'].describe() == "ANDA: alpha is the overfitting heuristic's p (Eq. 10)"
 
 
 @pytest.mark.parametrize('estimator, aug', [('sampled', 'noaug'), ('weighted', 'ada'), ('released', 'ada')])

@@ -4,13 +4,14 @@ import torch
 from torch_utils import training_stats
 
 from plugins.anda.negatives import NEGATIVE_TRANSFORMS, make_negatives
+from plugins.common.method import Method
 from plugins.common.options import check_choice, check_int_range, check_range
 
 ESTIMATORS = ('released', 'sampled', 'weighted')
 ALPHA_SOURCES = ('auto', 'ada', 'heuristic')
 
 
-class ANDA:
+class ANDA(Method):
     """D's fake term of the ANDA supplementary's Eq. S4: weight w = lam * (1 - alpha) on negatives T(NDA(x_real))
     and 1 - w on T(G(z)); the real term, G's loss and every regulariser stay upstream's.
 
@@ -41,6 +42,8 @@ class ANDA:
 
     name = 'anda'
     stats_prefix = 'ANDA'
+    reports_score_gap = True
+    uses_heuristic = True  # may: each instance says whether its alpha is the heuristic's
 
     def __init__(self, lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2, ada_target=None):
         self.check_options(lam=lam, estimator=estimator, alpha=alpha, negative=negative, grid=grid)
@@ -51,6 +54,7 @@ class ANDA:
         self.negative = negative
         self.negative_options = {'grid': int(grid)} if negative == 'jigsaw' else {}
         self.uses_heuristic = self.alpha_source == 'heuristic'
+        self.augment_pipe = None
 
     @staticmethod
     def check_options(lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2):
@@ -67,26 +71,24 @@ class ANDA:
     def active(self):
         return self.lam > 0
 
-    def check_augment_pipe(self, augment_pipe):
+    def attach(self, augment_pipe):
         if self.alpha_source == 'ada' and getattr(augment_pipe, 'p', None) is None:
             raise ValueError("ANDA alpha='ada' follows the augment pipe's p, but this run has no augment pipe; "
                              "use --aug ada (or fixed, or a pipe class) or alpha='heuristic'")
+        self.augment_pipe = augment_pipe
 
-    def alpha_description(self):
+    def describe(self):
         if self.alpha_source == 'heuristic':
-            return "the overfitting heuristic's p (Eq. 10)"
-        return "the augment pipe's p" + (f' (ADA, target {self.ada_target:g})' if self.ada_target is not None else '')
+            return "ANDA: alpha is the overfitting heuristic's p (Eq. 10)"
+        ada = f' (ADA, target {self.ada_target:g})' if self.ada_target is not None else ''
+        return "ANDA: alpha is the augment pipe's p" + ada
 
-    def alpha(self, heuristic_p, augment_pipe):
-        """alpha as a float32 tensor on the training device, without reading it back to the host."""
-        source = augment_pipe.p if self.alpha_source == 'ada' else heuristic_p
-        return source.detach().to(torch.float32).clamp(0, 1)
-
-    def d_fake_inputs(self, gen_img, real_img, alpha):
+    def d_fake_inputs(self, gen_img, real_img, p):
         """D's fake batches for the chunk: a list of (images, weight, is_negative) where the loss averages
         softplus(D(T(images))) over each batch and sums those means times `weight` (None: 1) to Eq. S4's fake term
         ('weighted' gives two batches, the others one); `is_negative` marks the negatives (a per-image mask, a
-        scalar True for a batch of negatives, None for none)."""
+        scalar True for a batch of negatives, None for none). alpha is the heuristic's `p` or the pipe's p."""
+        alpha = (self.augment_pipe.p if self.alpha_source == 'ada' else p).detach().to(torch.float32).clamp(0, 1)
         if gen_img.shape[0] != real_img.shape[0]:
             raise ValueError(f'ANDA pairs each fake with a real image of the same chunk; got {gen_img.shape[0]} '
                              f'fakes and {real_img.shape[0]} reals')
@@ -107,14 +109,14 @@ class ANDA:
         training_stats.report('ANDA/negative_share', is_negative.to(torch.float32))
         return [(images, None, is_negative)]
 
-    @staticmethod
-    def report_negative_scores(logits, is_negative):
-        """Report D's logits on the negatives (is_negative: per-image mask, or a scalar True for a full batch)."""
-        scores = logits.flatten() if is_negative.ndim == 0 else logits.flatten()[is_negative]
-        training_stats.report('ANDA/scores/negative', scores)
+    def generated_logits(self, batches, logits):
+        """Report D's logits on the negatives; return those of the generated images ('sampled': its other slots)."""
+        for (_images, _weight, is_negative), batch_logits in zip(batches, logits):
+            if is_negative is not None:
+                scores = batch_logits.flatten() if is_negative.ndim == 0 else batch_logits.flatten()[is_negative]
+                training_stats.report('ANDA/scores/negative', scores)
+            if is_negative is None or is_negative.ndim == 1:
+                generated = batch_logits if is_negative is None or self.estimator != 'sampled' else \
+                    batch_logits[~is_negative]
+        return generated
 
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass

@@ -4,6 +4,7 @@ import torch
 from torch_utils import training_stats
 
 from plugins.atopk.core import KController, linear_ramp_k, select_topk_logits, split_k_across_chunks, topk_gan_k
+from plugins.common.method import Method
 from plugins.common.options import check_choice, check_int_range, check_range
 
 MODES = ('adaptive', 'fixed', 'linear', 'worst')
@@ -11,7 +12,7 @@ SCHEDULES = ('topk_gan', 'ramp')
 LINEAR_DEFAULTS = dict(schedule='topk_gan', nu=0.75, gamma=0.99, linear_kimg=2000)  # Linear Top-k's options
 
 
-class ATopk:
+class ATopk(Method):
     """G's main loss over the k selected fakes only: mean(softplus(-topk(D(G(z)), k))) (Eq. 12).
 
     Options:
@@ -56,6 +57,7 @@ class ATopk:
 
     name = 'atopk'
     stats_prefix = 'ATopk'
+    reports_score_gap = True
 
     def __init__(self, mode='adaptive', k=None, schedule=None, nu=None, gamma=None, linear_kimg=None, seed=None,
                  random_seed=0, training_set_size=None, batch_size=None):

@@ -2,6 +2,7 @@
 
 from torch_utils import training_stats
 
+from plugins.common.method import Method
 from plugins.common.options import check_choice, check_range
 from plugins.diggan.core import NormSmoother, gradient_gap_penalty
 
@@ -9,7 +10,7 @@ CADENCES = ('lazy', 'every')
 GRADIENT_WRT = ('before', 'after')
 
 
-class DigGAN:
+class DigGAN(Method):
     """weight * mean_i (||grad_x D(x_real_i)||_2 - ||grad_x D(x_fake_i)||_2)^2 added to D's loss (DigGAN's R): the
     gradient of the raw logits with respect to D's input, second-order gradients into D, the fakes detached.
 
@@ -62,7 +63,11 @@ class DigGAN:
     def runs_in(self, phase):
         return self.active and phase in (('Dreg', 'Dboth') if self.cadence == 'lazy' else ('Dmain', 'Dboth'))
 
-    def loss(self, real_norms, fake_norms):
+    @property
+    def input_grad_wrt(self):
+        return self.wrt
+
+    def d_gradient_term(self, real_norms, fake_norms):
         """weight * R for one chunk, from the per-image gradient norms (differentiable wrt D)."""
         if self.smoothing > 0:
             real_norms = self.real_smoother.smooth(real_norms)

@@ -1,0 +1,95 @@
+"""The method protocol of the combined loss (`plugins.Loss`): a method implements only the hooks it needs.
+
+The loss calls, for every method that is on and `active`, in the registry's order (`plugins.methods.METHODS`):
+  at construction   `attach(augment_pipe)`, then prints `describe()` if it says something;
+  each minibatch    `begin_minibatch(tracker, rank, world_size, p_host)` at its first G main call (after the
+                    heuristics moved), `end_minibatch(tracker)` once its G rounds are counted;
+  G main            `g_main_loss(gen_logits, round_index)`: G's main loss of the chunk, in place of upstream's
+                    mean(softplus(-D(G(z)))). One method at most.
+  D main, fakes     `d_fake_inputs(gen_img, real_img, p)`: the batches D's fake term sees, as
+                    [(images, weight or None, is_negative or None)]; `generated_logits(batches, logits)` then picks
+                    the generated images' logits for the stats. One method at most.
+  D, reals          `d_real_inputs(real_img, p)`: the images D's real term (and R1) sees. One method at most.
+  D, input grads    `runs_in(phase)` and `input_grad_wrt` ('before'/'after' the augment pipe): the method adds
+                    `d_gradient_term(real_norms, fake_norms)`, from per-image gradient norms of D's logits with
+                    respect to its inputs, to that phase's one D backward. One method at most.
+  D main, logits    `d_logit_terms(real_logits, gen_logits)`: a term on D's logits, added to D main's backward.
+  G main, fakes     `observe_fakes(gen_img)`: the generated images of each G main chunk (detached).
+  state             `state_dict()` / `load_state_dict(state)` for exact resume.
+`p` is the method's overfitting-heuristic p (a tensor) when it `uses_heuristic`, else None; a method that reads
+the augment pipe's p keeps the pipe from `attach`. Upstream's terms and regularisers stay the loss's own."""
+
+EXCLUSIVE_HOOKS = {  # hooks that one method at most implements, and what they set
+    'g_main_loss': "G's main loss",
+    'd_fake_inputs': "the images of D's fake term",
+    'd_real_inputs': "the images of D's real term",
+    'd_gradient_term': "a term from D's input gradients",
+}
+
+
+class Method:
+    """Base of a method: every hook is a no-op that the loss skips unless a subclass overrides it."""
+
+    name = None  # the --loss-kwargs key
+    stats_prefix = None  # training_stats prefix of its quantities
+    uses_heuristic = False  # reads the overfitting heuristic's p; True here lets an instance decide
+    reports_score_gap = False  # report mean D(x) - mean D(G(z)) as '<stats_prefix>/score_gap'
+    input_grad_wrt = None  # with d_gradient_term: 'before' or 'after' the augment pipe
+
+    @staticmethod
+    def check_options():
+        """Validate the options (keyword arguments with the constructor's names); raise ValueError."""
+
+    @property
+    def active(self):
+        """False for the method's neutral setting: the loss then runs as if it were off."""
+        return True
+
+    def attach(self, augment_pipe):
+        """Check that the run gives what the method needs (raise ValueError) and keep what it reads."""
+
+    def describe(self):
+        """A line printed at the start of training, or None."""
+        return None
+
+    def begin_minibatch(self, tracker, rank, world_size, p_host):
+        pass
+
+    def end_minibatch(self, tracker):
+        pass
+
+    def observe_fakes(self, gen_img):
+        pass
+
+    def g_main_loss(self, gen_logits, round_index):
+        raise NotImplementedError
+
+    def d_fake_inputs(self, gen_img, real_img, p):
+        raise NotImplementedError
+
+    def generated_logits(self, batches, logits):
+        """The generated images' logits among those of `d_fake_inputs`'s batches (default: the first batch's)."""
+        return logits[0]
+
+    def d_real_inputs(self, real_img, p):
+        raise NotImplementedError
+
+    def runs_in(self, phase):
+        return False
+
+    def d_gradient_term(self, real_norms, fake_norms):
+        raise NotImplementedError
+
+    def d_logit_terms(self, real_logits, gen_logits):
+        raise NotImplementedError
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def implements(method, hook):
+    """Whether a method (instance or class) overrides `hook` of Method."""
+    return getattr(method if isinstance(method, type) else type(method), hook) is not getattr(Method, hook)

@@ -1,0 +1,18 @@
+"""The methods `plugins.Loss` combines, in the order it calls them: the --loss-kwargs key and the class implementing
+`plugins.common.method.Method`. A new method is a package and one line here."""
+
+import importlib
+
+METHODS = {
+    'atopk': 'plugins.atopk.method.ATopk',
+    'anda': 'plugins.anda.method.ANDA',
+    'diggan': 'plugins.diggan.method.DigGAN',
+}
+
+
+def method_class(name):
+    """The class registered as `name`; ValueError naming the registered ones otherwise."""
+    if name not in METHODS:
+        raise ValueError(f'unknown method {name!r}; the methods are {", ".join(METHODS)}')
+    module_name, _, class_name = METHODS[name].rpartition('.')
+    return getattr(importlib.import_module(module_name), class_name)

@@ -1,0 +1,95 @@
+"""The method protocol (plugins.common.method): a method defined only here plugs into plugins.Loss with one registry
+line and no edit to the loss, its term reaches D's gradient as an independent computation says, and methods that
+set the same thing are refused together."""
+
+import pytest
+import torch
+
+from plugins.common.method import Method
+from tests.tiny import Batches, make_loss, one_thread, phase_gradients, tiny_networks  # noqa: F401 (autouse fixture)
+
+
+class SquaredLogits(Method):
+    """A toy method: weight * (mean D(x)^2 + mean D(G(z))^2) added to D's main loss, and a count of its calls."""
+
+    name = 'toy'
+    stats_prefix = 'Toy'
+
+    def __init__(self, weight=0.1):
+        self.check_options(weight=weight)
+        self.weight = weight
+        self.calls = 0
+
+    @staticmethod
+    def check_options(weight=0.1):
+        if not weight >= 0:
+            raise ValueError(f'weight must be >= 0, got {weight}')
+
+    @property
+    def active(self):
+        return self.weight > 0
+
+    def d_logit_terms(self, real_logits, gen_logits):
+        self.calls += 1
+        return self.weight * (real_logits.square().mean() + gen_logits.square().mean())
+
+    def state_dict(self):
+        return {'calls': self.calls}
+
+    def load_state_dict(self, state):
+        self.calls = state['calls']
+
+
+@pytest.fixture
+def toy_registered(monkeypatch):
+    from plugins import methods
+    monkeypatch.setitem(methods.METHODS, 'toy', f'{__name__}.SquaredLogits')  # the one registry line
+
+
+def test_a_method_defined_outside_the_package_adds_its_term_to_d(toy_registered):
+    G, D = tiny_networks()
+    batch = Batches(batch=4, batch_gpu=4).next()
+    upstream = phase_gradients(make_loss(G, D, 'training.loss.StyleGAN2Loss'), G, D, batch, 'Dmain')
+    with_toy = make_loss(G, D, 'plugins.Loss', toy={'weight': 0.5})
+    combined = phase_gradients(with_toy, G, D, batch, 'Dmain')
+
+    # The toy term on its own: D's logits of the same fakes (same seed) and reals, differentiated by autograd.
+    real, real_c, z, c = batch
+    torch.manual_seed(7)
+    upstream_loss = make_loss(G, D, 'training.loss.StyleGAN2Loss')
+    gen_img, _ = upstream_loss.run_G(z[0], c[0], sync=False)
+    D.zero_grad(set_to_none=True)
+    (0.5 * (D(real[0], real_c[0]).square().mean() + D(gen_img.detach(), c[0]).square().mean())).backward()
+    term = [p.grad.clone() for p in D.parameters()]
+    for total, base, extra in zip(combined, upstream, term):
+        torch.testing.assert_close(total, base + extra, rtol=1e-5, atol=1e-6)
+    assert with_toy.methods['toy'].calls == 1 and with_toy.state_dict()['methods']['toy'] == {'calls': 1}
+
+
+def test_a_method_at_its_neutral_setting_is_the_loss_without_it(toy_registered):
+    G, D = tiny_networks()
+    batch = Batches(batch=4, batch_gpu=2).next()
+    for phase in ('Gmain', 'Dmain', 'Dreg'):
+        without = phase_gradients(make_loss(G, D, 'plugins.Loss', atopk={}), G, D, batch, phase)
+        neutral = phase_gradients(make_loss(G, D, 'plugins.Loss', atopk={}, toy={'weight': 0.0}), G, D, batch, phase)
+        for a, b in zip(without, neutral):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_unknown_names_and_methods_that_set_the_same_thing_are_refused(toy_registered, monkeypatch):
+    from plugins import Loss, methods
+    with pytest.raises(ValueError, match=r"'tooy' is neither a method \(atopk, anda, diggan, toy\) nor an option"):
+        Loss.check_options(tooy={})
+    with pytest.raises(ValueError, match='weight must be >= 0, got -1'):
+        Loss.check_options(toy={'weight': -1})
+
+    class OtherSelector(Method):
+        name = 'selector'
+
+        def g_main_loss(self, gen_logits, round_index):
+            return gen_logits.mean()
+
+    monkeypatch.setattr(f'{__name__}.OtherSelector', OtherSelector, raising=False)
+    monkeypatch.setitem(methods.METHODS, 'selector', f'{__name__}.OtherSelector')
+    with pytest.raises(ValueError, match="atopk and selector cannot be combined: each sets G's main loss"):
+        Loss.check_options(atopk={}, selector={})
