@@ -56,6 +56,8 @@ DEFAULT_METHODS = (
     'anda-weighted=plugins.anda.Loss:{"estimator": "weighted"}',
     'diggan=plugins.diggan.Loss',
     'diggan-lazy=plugins.diggan.Loss:{"cadence": "lazy", "wrt": "before"}',
+    'apa=plugins.apa.Loss',
+    'lecam=plugins.lecam.Loss',
 )
 UPSTREAM_PIPE = 'training.augment.AugmentPipe'
 BGC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1, contrast=1, lumaflip=1,

@@ -7,6 +7,8 @@ METHODS = {
     'atopk': 'plugins.atopk.method.ATopk',
     'anda': 'plugins.anda.method.ANDA',
     'diggan': 'plugins.diggan.method.DigGAN',
+    'apa': 'plugins.apa.method.APA',
+    'lecam': 'plugins.lecam.method.LeCam',
 }
 
 

@@ -25,6 +25,9 @@ class RankRecordingLoss(Loss):
         # Not the heuristic's pending sums: each rank holds its own until they are all-reduced at an adjustment.
         row = dict(minibatch=self.tracker.minibatches, nimg=self.tracker.nimg, batch=self.tracker.batch_size,
                    p=float(heuristic.p), k=self.methods['atopk'].k, p_host=self.p_host)
+        if 'lecam' in self.methods:
+            lecam = self.methods['lecam']
+            row['lecam'] = [float(lecam.ema_real.biased), float(lecam.ema_fake.biased), lecam.ema_real.steps]
         with open(os.path.join(os.environ['PROBE_DIR'], f'rank{rank}.jsonl'), 'a') as log:
             log.write(json.dumps(row) + '\n')
 

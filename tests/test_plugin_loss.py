@@ -1,7 +1,7 @@
-"""plugins.Loss, the combination of ATop-k, ANDA and DigGAN: presets equal the combination with one method, a method
-switched off equals its absence, one shared heuristic, option errors, and train.py runs of every pair and the
-triple (which also cover DigGAN's two cadences and every --aug mode: DiffAugment, ada, fixed; noaug is in the
-single-method tests)."""
+"""plugins.Loss, the combination of the registered methods: presets equal the combination with one method, a method
+switched off equals its absence, one shared heuristic, option errors, and train.py runs of every pair of ATop-k,
+ANDA and DigGAN and the triple (which also cover DigGAN's two cadences and every --aug mode: DiffAugment, ada,
+fixed; noaug is in the single-method tests), and of each of them with APA and LeCam."""
 
 import copy
 import json
@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from tests.conftest import read_stats, train
+from tests.conftest import read_stats, run_upstream, train
 from tests.tiny import Batches, make_loss, one_thread, tiny_networks  # noqa: F401 (autouse fixture)
 
 SCHEDULE = [('Gmain', 1), ('Greg', 4), ('Dmain', 1), ('Dreg', 4)]  # (phase, every n-th minibatch)
@@ -56,6 +56,8 @@ HEURISTIC = {'speed_kimg': 0.032}  # one adjustment moves p by 0.5
     ('plugins.atopk.Loss', {'mode': 'adaptive', **HEURISTIC}),
     ('plugins.anda.Loss', {'estimator': 'sampled', 'lam': 0.5, **HEURISTIC}),
     ('plugins.diggan.Loss', {'weight': 10.0, 'cadence': 'every'}),
+    ('plugins.apa.Loss', {'p': 'heuristic', **HEURISTIC}),
+    ('plugins.lecam.Loss', {'weight': 0.1, 'form': 'paper'}),
 ])
 def test_presets_give_the_numbers_of_the_combined_loss(preset, options):
     method = preset.split('.')[1]
@@ -71,6 +73,8 @@ def test_presets_give_the_numbers_of_the_combined_loss(preset, options):
     ({'anda': {'lam': 0.5, **HEURISTIC}, 'atopk': {'mode': 'fixed', 'k': 4, **HEURISTIC}},
      {'anda': {'lam': 0.5, **HEURISTIC}}),
     ({'anda': {'lam': 0.5, **HEURISTIC}, 'atopk': False, 'diggan': None}, {'anda': {'lam': 0.5, **HEURISTIC}}),
+    ({'atopk': HEURISTIC, 'apa': {'p': 0.0}, 'lecam': {'weight': 0.0}}, {'atopk': HEURISTIC}),
+    ({'diggan': {'weight': 10.0}, 'lecam': {'weight': 0.0}}, {'diggan': {'weight': 10.0}}),
 ])
 def test_a_method_switched_off_is_the_combination_without_it(with_off, without):
     assert_same_trace(gradient_trace('plugins.Loss', **with_off)[0], gradient_trace('plugins.Loss', **without)[0])
@@ -137,7 +141,13 @@ RUNS = [
      ['ANDA', 'DigGAN']),
     ({'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every'}}, ['--aug', 'fixed', '--p', '0.2'],
      ['ATopk', 'ANDA', 'DigGAN']),
+    ({'atopk': {}, 'apa': {}, 'lecam': {'weight': 0.01}}, ['--aug', 'plugins.diffaug.AugmentPipe'],
+     ['ATopk', 'APA', 'LeCam']),
+    ({'anda': {}, 'apa': {}, 'lecam': {}}, ['--aug', 'ada'], ['ANDA', 'APA', 'LeCam']),
+    ({'diggan': {'cadence': 'lazy'}, 'apa': {'p': 0.5}, 'lecam': {'form': 'paper'}}, ['--aug', 'noaug'],
+     ['DigGAN', 'APA', 'LeCam']),
 ]
+PREFIXES = {'ATopk', 'ANDA', 'DigGAN', 'APA', 'LeCam'}
 
 
 @pytest.mark.parametrize('options, aug, prefixes', RUNS, ids=['+'.join(r[2]) for r in RUNS])
@@ -147,16 +157,26 @@ def test_train_py_runs_every_pair_and_the_triple(tmp_path, dataset16, options, a
     stats = read_stats(run_dir)[-1]
     expected = {'ATopk': ['ATopk/k', 'ATopk/p', 'ATopk/fakes_used', 'ATopk/score_gap', 'ATopk/eta'],
                 'ANDA': ['ANDA/alpha', 'ANDA/negative_share', 'ANDA/score_gap', 'ANDA/scores/negative', 'ANDA/eta'],
-                'DigGAN': ['DigGAN/real_norm', 'DigGAN/fake_norm', 'DigGAN/gap', 'DigGAN/penalty']}
-    if aug == ['--aug', 'ada']:  # ANDA's alpha is then ADA's p, so it has no heuristic of its own
+                'DigGAN': ['DigGAN/real_norm', 'DigGAN/fake_norm', 'DigGAN/gap', 'DigGAN/penalty'],
+                'APA': ['APA/p', 'APA/pseudo_share', 'APA/eta'],
+                'LeCam': ['LeCam/penalty', 'LeCam/ema_real', 'LeCam/ema_fake']}
+    if aug == ['--aug', 'ada']:  # ANDA's alpha and APA's p are then ADA's p, with no heuristic of their own
         expected['ANDA'].remove('ANDA/eta')
+        expected['APA'].remove('APA/eta')
+    if options.get('apa', {}).get('p') == 0.5:
+        expected['APA'].remove('APA/eta')
+        assert stats['APA/p']['mean'] == 0.5
     for prefix in prefixes:
         for key in expected[prefix]:
             assert key in stats and math.isfinite(stats[key]['mean']), key
-    for prefix in {'ATopk', 'ANDA', 'DigGAN'} - set(prefixes):
+    for prefix in PREFIXES - set(prefixes):
         assert not any(key.startswith(prefix + '/') for key in stats)
     training_options = json.loads((run_dir / 'training_options.json').read_text())
     assert training_options['loss_kwargs']['class_name'] == 'plugins.Loss'
     for method, method_options in options.items():
         assert training_options['loss_kwargs'][method] == method_options
         assert f'-{method}' in run_dir.name
+    if {'APA', 'ATopk'} <= set(prefixes):  # a snapshot of the newer methods' runs loads in upstream's generate.py
+        run_upstream('generate.py', '--network', max(run_dir.glob('network-snapshot-*.pkl')), '--seeds', '0',
+                     '--outdir', tmp_path / 'images')
+        assert (tmp_path / 'images' / 'seed0000.png').is_file()

@@ -13,7 +13,7 @@ import torch
 
 from tests.conftest import read_stats, run_upstream, train
 
-ADAPTIVE = {'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every', 'smoothing': 0.5}}
+ADAPTIVE = {'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every', 'smoothing': 0.5}, 'apa': {}, 'lecam': {}}
 COMMON = ['--aug', 'ada', '--loss', 'plugins.Loss', '--loss-kwargs', json.dumps(ADAPTIVE)]
 
 
@@ -125,7 +125,8 @@ def test_another_spelling_of_the_same_data_restores_the_state(tmp_path, dataset1
 
 def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monkeypatch):
     monkeypatch.setenv('PROBE_DIR', str(tmp_path))
-    options = {'atopk': {'speed_kimg': 0.02}, 'anda': {'speed_kimg': 0.02}}  # p moves 0.8 per adjustment
+    options = {'atopk': {'speed_kimg': 0.02}, 'anda': {'speed_kimg': 0.02}, 'apa': {'speed_kimg': 0.02},
+               'lecam': {}}  # p moves 0.8 per adjustment
     train(tmp_path / 'runs', dataset16, '--kimg', 0.1, '--gpus', 2, '--aug', 'noaug',
           '--loss', 'tests.probes.RankRecordingLoss', '--loss-kwargs', json.dumps(options))
     ranks = [[json.loads(line) for line in (tmp_path / f'rank{rank}.jsonl').read_text().splitlines()]
@@ -133,6 +134,8 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
     assert len(ranks[0]) == 25 and ranks[0] == ranks[1]
     assert ranks[0][-1]['batch'] == 4 and ranks[0][-1]['nimg'] == 24 * 4
     assert len({row['p'] for row in ranks[0]}) > 1  # the heuristic did move, identically on both ranks
+    assert [row['lecam'][2] for row in ranks[0]] == list(range(25))  # LeCam's averages: one update per minibatch,
+    assert len({tuple(row['lecam'][:2]) for row in ranks[0]}) == 25  # each moving them, identically on both ranks
 
 
 def failing_run(tmp_path, dataset16, loss_class):

@@ -6,9 +6,9 @@ from torch_utils import training_stats
 from plugins.anda.negatives import NEGATIVE_TRANSFORMS, make_negatives
 from plugins.common.method import Method
 from plugins.common.options import check_choice, check_int_range, check_range
+from plugins.common.p_source import P_SOURCES, require_pipe_p, resolve_p_source
 
 ESTIMATORS = ('released', 'sampled', 'weighted')
-ALPHA_SOURCES = ('auto', 'ada', 'heuristic')
 
 
 class ANDA(Method):
@@ -50,7 +50,7 @@ class ANDA(Method):
         self.lam = float(lam)
         self.estimator = estimator
         self.ada_target = ada_target
-        self.alpha_source = alpha if alpha != 'auto' else ('ada' if ada_target is not None else 'heuristic')
+        self.alpha_source = resolve_p_source(alpha, ada_target)
         self.negative = negative
         self.negative_options = {'grid': int(grid)} if negative == 'jigsaw' else {}
         self.uses_heuristic = self.alpha_source == 'heuristic'
@@ -61,7 +61,7 @@ class ANDA(Method):
         """Validate the ANDA options; raises ValueError naming the bad value and what is allowed."""
         check_range('lam', lam, 0, 1, high_inclusive=False)
         check_choice('estimator', estimator, ESTIMATORS)
-        check_choice('alpha', alpha, ALPHA_SOURCES)
+        check_choice('alpha', alpha, P_SOURCES)
         check_choice('negative', negative, tuple(NEGATIVE_TRANSFORMS))
         check_int_range('grid', grid, 2, 4)
         if grid != 2 and negative != 'jigsaw':
@@ -72,9 +72,8 @@ class ANDA(Method):
         return self.lam > 0
 
     def attach(self, augment_pipe):
-        if self.alpha_source == 'ada' and getattr(augment_pipe, 'p', None) is None:
-            raise ValueError("ANDA alpha='ada' follows the augment pipe's p, but this run has no augment pipe; "
-                             "use --aug ada (or fixed, or a pipe class) or alpha='heuristic'")
+        if self.alpha_source == 'ada':
+            require_pipe_p('ANDA alpha', augment_pipe)
         self.augment_pipe = augment_pipe
 
     def describe(self):

@@ -1,0 +1,73 @@
+"""LeCam's part of the plugin loss (`plugins.loss.Loss`): a term on D's logits, added to D's main loss."""
+
+import torch
+import torch.distributed
+from torch_utils import training_stats
+
+from plugins.common.method import Method
+from plugins.common.options import check_choice, check_range
+from plugins.lecam.core import FORMS, ZeroDebiasedAverage, lecam_penalty
+
+
+def _mean_over_ranks(values):
+    """The mean of each column's per-rank means, so that every rank holds the same averages."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        values = values.clone()
+        torch.distributed.all_reduce(values)
+        values /= torch.distributed.get_world_size()
+    return values
+
+
+class LeCam(Method):
+    """weight * R_LC added to D's main loss (Eq. 3), with a_R and a_F the moving averages of D's mean output on
+    reals and fakes, each updated with the chunk's means before the term is computed, as released.
+
+    The defaults are the released StyleGAN2 code's (google/lecam-gan `stylegan2/lecam_loss.py`,
+    `scripts/run_train_ffhq.sh`). Options:
+      weight  lambda, >= 0 (default 3e-7, the released FFHQ script's; its CIFAR script uses 1e-6). 0 switches LeCam
+              off. The term joins D's main loss after upstream's mean over the chunk, as a scalar.
+      decay   the moving averages' decay (default 0.99), zero-debiased as TensorFlow's `assign_moving_average`.
+      form    'released' (default): mean(relu(D(x) - a_F)^2) + mean(relu(a_R - D(G(z)))^2), as in both released
+              implementations; 'paper': Eq. 3 without the relu.
+    With several processes the chunk's means are averaged over ranks before the update, so every rank holds the
+    same averages (the released TensorFlow code kept one per GPU).
+
+    Stats: 'LeCam/penalty' (R_LC before the weight), 'LeCam/ema_real' and 'LeCam/ema_fake' per D main chunk.
+    """
+
+    name = 'lecam'
+    stats_prefix = 'LeCam'
+
+    def __init__(self, weight=3e-7, decay=0.99, form='released'):
+        self.check_options(weight=weight, decay=decay, form=form)
+        self.weight = float(weight)
+        self.form = form
+        self.ema_real = ZeroDebiasedAverage(decay)
+        self.ema_fake = ZeroDebiasedAverage(decay)
+
+    @staticmethod
+    def check_options(weight=3e-7, decay=0.99, form='released'):
+        """Validate the LeCam options; raises ValueError naming the bad value and what is allowed."""
+        check_range('weight', weight, 0)
+        check_range('decay', decay, 0, 1, high_inclusive=False)
+        check_choice('form', form, FORMS)
+
+    @property
+    def active(self):
+        return self.weight > 0
+
+    def d_logit_terms(self, real_logits, gen_logits):
+        means = _mean_over_ranks(torch.stack([real_logits.detach().mean(), gen_logits.detach().mean()]))
+        ema_real, ema_fake = self.ema_real.update(means[0]), self.ema_fake.update(means[1])
+        penalty = lecam_penalty(real_logits, gen_logits, ema_real, ema_fake, self.form)
+        training_stats.report('LeCam/penalty', penalty)
+        training_stats.report('LeCam/ema_real', ema_real)
+        training_stats.report('LeCam/ema_fake', ema_fake)
+        return penalty * self.weight
+
+    def state_dict(self):
+        return {'real': self.ema_real.state_dict(), 'fake': self.ema_fake.state_dict()}
+
+    def load_state_dict(self, state):
+        self.ema_real.load_state_dict(state['real'])
+        self.ema_fake.load_state_dict(state['fake'])
