@@ -8,6 +8,7 @@ upstream itself only warns and falls back to the slow reference ops when the bui
 see that the fast path works on a given stack.
 """
 
+import argparse
 import os
 import pathlib
 import sys
@@ -85,4 +86,5 @@ def main():
 
 
 if __name__ == '__main__':
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

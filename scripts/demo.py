@@ -2,8 +2,10 @@
 upstream's train.py (through the patches), and render a few images from the snapshot with generate.py.
 Takes a few minutes on a 2-core laptop; everything goes to runs/demo/."""
 
+import argparse
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,9 +17,20 @@ def run(*args):
     subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, check=True)
 
 
+def intact_zip(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def main():
     DEMO.mkdir(parents=True, exist_ok=True)
     data = DEMO / 'primitives-ps-32.zip'
+    if data.exists() and not intact_zip(data):
+        print(f'{data} is damaged (an interrupted earlier demo?): writing it again', flush=True)
+        data.unlink()
     if not data.exists():
         run('-m', 'plugins.primitives', '--outdir', data, '--count', 200, '--resolution', 32,
             '--synth', 'primitives-ps', '--seed', 0, '--preview', DEMO / 'dataset-preview.png')
@@ -32,4 +45,5 @@ def main():
 
 
 if __name__ == '__main__':
+    argparse.ArgumentParser(description=__doc__).parse_args()
     main()

@@ -11,7 +11,7 @@ over those runs (seeds), and these plots, each only when it has something to sho
     fid.png                  FID against kimg, one line per group (mean over seeds, band +- std)
     score-gap.png            mean D(x) - mean D(G(z)) per tick (Loss/scores/real minus Loss/scores/fake)
     augment-p.png            the augment probability p (Progress/augment) of the runs that augment
-    controllers-<NAME>.png   one panel per stats key starting with ATopk/, ANDA/ or DigGAN/
+    controllers-<NAME>.png   one panel per stats key starting with ATopk/, ANDA/, DigGAN/, APA/ or LeCam/
 
 Runs that start from another run's snapshot (--resume, e.g. fine-tuning after Primitives-PS pretraining) form
 their own groups, marked "fine-tuned". When a group has a from-scratch counterpart (same method, augmentation and
@@ -30,12 +30,15 @@ import json
 import math
 import os
 import statistics
+import sys
 from pathlib import Path
 
 import click
 import numpy as np
 
-CONTROLLER_PREFIXES = ('ATopk/', 'ANDA/', 'DigGAN/')
+CONTROLLER_PREFIXES = ('ATopk/', 'ANDA/', 'DigGAN/', 'APA/', 'LeCam/')
+PLOT_NAMES = ('fid.png', 'score-gap.png', 'augment-p.png',
+              *(f'controllers-{prefix.rstrip("/")}.png' for prefix in CONTROLLER_PREFIXES))
 CONVERGENCE_FRACTION = 0.95     # Primitives-PS: the kimg where a run reaches 95% of the scratch baseline's best FID
 AUGMENT_KEY = 'Progress/augment'
 DEFAULT_METRIC = 'fid50k_full'
@@ -57,19 +60,35 @@ class ReportError(ValueError):
 
 
 def _read_jsonl(path):
-    """The rows of a JSON-lines file. A last line without its newline that does not parse is a row whose write
-    was interrupted (a killed run): it is left out; any other bad line is an error."""
+    """The rows of a JSON-lines file, each a JSON object, as (line number, row). A last line without its newline
+    that does not parse is a row whose write was interrupted (a killed run): it is left out; any other bad line is
+    an error."""
     text = path.read_text()
     lines = text.splitlines()
     rows = []
     for number, line in enumerate(lines, 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as err:
                 if number == len(lines) and not text.endswith('\n'):
                     break
                 raise ReportError(f'{path}, line {number}: not JSON ({err})') from None
+            if not isinstance(row, dict):
+                raise ReportError(f'{path}, line {number}: {line.strip()[:40]!r} is not a JSON object')
+            rows.append((number, row))
+    return rows
+
+
+def _read_stats(path):
+    """stats.jsonl rows: every field a training_stats entry {"n", "mean", "std"} (timestamp a number)."""
+    rows = []
+    for number, row in _read_jsonl(path):
+        for key, value in row.items():
+            if not (isinstance(value, dict) and 'mean' in value if key != 'timestamp' else _finite(value)):
+                raise ReportError(f'{path}, line {number}: {key!r} is {json.dumps(value)[:40]}, not '
+                                  + ('a number' if key == 'timestamp' else 'a stats entry {"mean": ...}'))
+        rows.append(row)
     return rows
 
 
@@ -83,6 +102,7 @@ class Run:
     path: Path
     options: dict
     stats: list
+    curves: dict = dataclasses.field(default_factory=dict, repr=False)  # metric -> fid_curve, read once
 
     @property
     def seed(self):
@@ -159,18 +179,30 @@ class Run:
 
     def fid_curve(self, metric):
         """[(kimg, value)] of metric-<metric>.jsonl sorted by kimg; of several rows for one tick, the newest."""
+        if metric not in self.curves:
+            self.curves[metric] = self._read_fid_curve(metric)
+        return self.curves[metric]
+
+    def _read_fid_curve(self, metric):
         path = self.path / f'metric-{metric}.jsonl'
         if not path.is_file():
             return []
         by_kimg = {}
-        for row in sorted(_read_jsonl(path), key=lambda r: r.get('timestamp', 0)):
-            results = row.get('results', {})
+        for number, row in sorted(_read_jsonl(path), key=lambda item: item[1].get('timestamp', 0)):
+            results = row.get('results')
+            if not isinstance(results, dict):
+                raise ReportError(f'{path}, line {number}: no "results" object')
             if metric in results:
                 value = results[metric]
             elif len(results) == 1:
                 (value,) = results.values()
             else:
-                raise ReportError(f'{path}: results {sorted(results)} hold no value named {metric!r}')
+                raise ReportError(f'{path}, line {number}: results {sorted(results)} hold no value named {metric!r}')
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ReportError(f'{path}, line {number}: the FID {value!r} is not a number')
+            if not math.isfinite(value):  # a failed evaluation: not a point of the curve
+                print(f'report.py: {path}, line {number}: FID is {value}; left out', file=sys.stderr)
+                continue
             by_kimg[self.snapshot_kimg(row)] = value
         return sorted(by_kimg.items())
 
@@ -178,6 +210,8 @@ class Run:
 def find_runs(path):
     """The run directories `path` names: itself, or the run directories directly inside it."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ReportError(f'{path}: a file, not a run directory')
     if not path.is_dir():
         raise ReportError(f'{path}: no such run directory')
     if (path / 'training_options.json').is_file():
@@ -198,10 +232,30 @@ def load_run(path):
         raise ReportError(f'{path}: no training_options.json, not a training run directory')
     if not stats_path.is_file():
         raise ReportError(f'{path}: no stats.jsonl (did the run finish its first tick?)')
-    stats = [row for row in _read_jsonl(stats_path) if _finite(row.get('Progress/kimg', {}).get('mean'))]
+    stats = [row for row in _read_stats(stats_path) if _finite(row.get('Progress/kimg', {}).get('mean'))]
     if not stats:
         raise ReportError(f'{stats_path}: no stats rows with Progress/kimg')
-    return Run(path=path, options=json.loads(options_path.read_text()), stats=stats)
+    try:
+        options = json.loads(options_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ReportError(f'{options_path}: not JSON ({err})') from None
+    if not isinstance(options, dict):
+        raise ReportError(f'{options_path}: not a JSON object of training options')
+    return Run(path=path, options=options, stats=stats)
+
+
+def check_out(out):
+    """Refuse an --out that is empty, a file, or under a parent that cannot hold it."""
+    if not str(out):
+        raise ReportError('--out must name a folder')
+    existing = Path(os.path.abspath(out))
+    while not existing.exists():
+        existing = existing.parent
+    if existing == Path(os.path.abspath(out)) and not existing.is_dir():
+        raise ReportError(f'--out: {out} is a file, not a folder')
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ReportError(f'--out: {out} cannot be created: {existing} is ' +
+                          ('not a folder' if not existing.is_dir() else 'not writable'))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -422,12 +476,28 @@ class Report:
 
 def build_report(run_dirs, out, metric=None):
     """Write report.md and the plots for the runs in `run_dirs` into `out`; returns a Report."""
-    runs = [load_run(path) for arg in run_dirs for path in find_runs(arg)]
+    check_out(out)
+    if metric is not None and not metric:
+        raise ReportError('--metric must name a metric, e.g. fid50k_full')
+    paths = [path.resolve() for arg in run_dirs for path in find_runs(arg)]
+    unique = list(dict.fromkeys(paths))
+    if len(unique) < len(paths):
+        print(f'report.py: {len(paths) - len(unique)} run directory(ies) named more than once, counted once',
+              file=sys.stderr)
+    runs = [load_run(path) for path in unique]
     if not runs:
         raise ReportError('no run directories given')
     metric = choose_metric(runs, metric)
+    for run in runs:  # every input read before anything is written
+        if metric:
+            run.fid_curve(metric)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ReportError(f'--out: cannot create {out}: {err.strerror}') from None
+    for name in ('report.md', *PLOT_NAMES):  # an earlier report's files, which this one may not rewrite
+        (out / name).unlink(missing_ok=True)
     shared = shared_loss_options(runs)
     groups = collections.defaultdict(list)       # group key -> runs, in the order first seen
     for run in runs:

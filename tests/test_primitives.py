@@ -244,16 +244,28 @@ def test_unwritable_parent_directory_is_rejected(tmp_path):
 
 
 @pytest.mark.parametrize('name', ['out.zip', 'out'])
-def test_existing_output_needs_overwrite(tmp_path, name):
+def test_existing_output_needs_overwrite_which_replaces_only_a_dataset(tmp_path, name):
     target = tmp_path / name
-    target.write_bytes(b'keep me')
-    result = _run_cli('--outdir', target, '--count', 2, '--resolution', 8)
+    write = ['--outdir', target, '--count', 2, '--resolution', 8, '--workers', 1]
+    assert _run_cli(*write).exit_code == 0
+    written = sorted(p.name for p in tmp_path.rglob('*'))
+    result = _run_cli(*write, '--seed', 1)
     assert result.exit_code == 2 and '--overwrite' in result.output
-    assert target.read_bytes() == b'keep me'
-    result = _run_cli('--outdir', target, '--count', 2, '--resolution', 8, '--overwrite', '--workers', 1)
+    result = _run_cli(*write, '--seed', 1, '--overwrite')
     assert result.exit_code == 0, result.output
     assert (zipfile.is_zipfile(target) if name.endswith('.zip') else (target / 'dataset.json').is_file())
-    assert sorted(os.listdir(tmp_path)) == [name]
+    assert sorted(p.name for p in tmp_path.rglob('*')) == written
+
+    other = tmp_path / ('notes.zip' if name.endswith('.zip') else 'notes')
+    if name.endswith('.zip'):
+        other.write_bytes(b'keep me')
+    else:
+        other.mkdir()
+        (other / 'notes.txt').write_bytes(b'keep me')
+    result = _run_cli('--outdir', other, '--count', 2, '--resolution', 8, '--overwrite', '--workers', 1)
+    assert result.exit_code == 2 and '--overwrite replaces only a dataset this tool wrote' in result.output
+    assert ('it is not a zip file' if name.endswith('.zip') else "which is not part of a dataset") in result.output
+    assert (other if name.endswith('.zip') else other / 'notes.txt').read_bytes() == b'keep me'
 
 
 def test_failure_midway_leaves_nothing_behind(tmp_path, monkeypatch):

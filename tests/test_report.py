@@ -180,7 +180,64 @@ def test_a_row_cut_by_a_kill_is_left_out_and_other_bad_rows_are_errors(tmp_path)
     path = tmp_path / 'stats.jsonl'
     complete = ''.join(json.dumps(row) + '\n' for row in rows)
     path.write_text(complete + json.dumps(rows[0])[:20])  # the last write interrupted
-    assert _read_jsonl(path) == rows
+    assert _read_jsonl(path) == [(1, rows[0]), (2, rows[1])]
     path.write_text(json.dumps(rows[0])[:20] + '\n' + complete)
     with pytest.raises(ReportError, match='stats.jsonl, line 1: not JSON'):
         _read_jsonl(path)
+
+
+def copy_run(source, target, **replace):
+    """A copy of a run directory's report inputs, with some files' text replaced."""
+    target.mkdir()
+    for name in ('training_options.json', 'stats.jsonl', 'metric-fid50k_full.jsonl'):
+        (target / name).write_text(replace.get(name.replace('.', '_').replace('-', '_'), (source / name).read_text()))
+    return target
+
+
+def test_malformed_inputs_are_named_and_nothing_is_written(tmp_path, runs):
+    base = runs['base0']
+    stats = (base / 'stats.jsonl').read_text().splitlines()
+    metric_row = json.loads((base / 'metric-fid50k_full.jsonl').read_text().splitlines()[0])
+    cases = [
+        (dict(training_options_json='{oops'), 'training_options.json: not JSON'),
+        (dict(training_options_json='[1, 2]'), 'training_options.json: not a JSON object of training options'),
+        (dict(stats_jsonl='5\n'), "stats.jsonl, line 1: '5' is not a JSON object"),
+        (dict(stats_jsonl=stats[0] + '\n{"Progress/kimg": 3}\n'),
+         """stats.jsonl, line 2: 'Progress/kimg' is 3, not a stats entry"""),
+        (dict(metric_fid50k_full_jsonl=json.dumps(dict(metric_row, results={'fid50k_full': 'abc'})) + '\n'),
+         "metric-fid50k_full.jsonl, line 1: the FID 'abc' is not a number"),
+        (dict(metric_fid50k_full_jsonl=json.dumps(dict(metric_row, results=None)) + '\n'),
+         'metric-fid50k_full.jsonl, line 1: no "results" object'),
+    ]
+    for index, (replace, message) in enumerate(cases):
+        run = copy_run(base, tmp_path / f'run{index}', **replace)
+        with pytest.raises(ReportError, match=message):
+            build_report([run], tmp_path / 'out')
+        assert not (tmp_path / 'out').exists()
+    (tmp_path / 'a-file').write_text('')
+    for out, message in [('', '--out must name a folder'), (tmp_path / 'a-file', 'is a file, not a folder'),
+                         ('/proc/no-such-dir/out', 'cannot create /proc/no-such-dir/out: No such file')]:
+        with pytest.raises(ReportError, match=message):
+            build_report([base], out)
+    with pytest.raises(ReportError, match='a-file: a file, not a run directory'):
+        build_report([tmp_path / 'a-file'], tmp_path / 'out')
+    with pytest.raises(ReportError, match='--metric must name a metric'):
+        build_report([base], tmp_path / 'out', metric='')
+
+
+def test_duplicates_count_once_nan_fids_are_left_out_and_stale_plots_removed(tmp_path, runs, capfd):
+    lines = (runs['base0'] / 'metric-fid50k_full.jsonl').read_text().splitlines()
+    failed = json.loads(lines[1])
+    failed['results']['fid50k_full'] = float('nan')  # the best tick's evaluation failed
+    run = copy_run(runs['base0'], tmp_path / 'run', metric_fid50k_full_jsonl='\n'.join(
+        [lines[0], json.dumps(failed), lines[2]]) + '\n')
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'controllers-ANDA.png').write_bytes(b'an earlier report\'s plot')
+    report = build_report([run, run, run.parent], out)
+    assert len(report.rows) == 1 and not report.aggregates
+    final_kimg = read_stats(run)[2]['Progress/kimg']['mean']
+    assert report.rows[0]['best_fid'] == FIDS['base0'][2] and report.rows[0]['best_kimg'] == final_kimg
+    err = capfd.readouterr().err
+    assert 'counted once' in err and err.count('FID is nan; left out') == 1
+    assert not (out / 'controllers-ANDA.png').exists()

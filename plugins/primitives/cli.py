@@ -2,6 +2,7 @@
 training loop (`python train.py --data out.zip`). Run as `python -m plugins.primitives --help`."""
 
 import os
+import zipfile
 
 import click
 
@@ -15,8 +16,22 @@ def _check_resolution(_ctx, _param, value):
     return value
 
 
-def _check_target(path, overwrite):
-    """Error message for an output path that cannot be written, or None."""
+def _not_a_dataset(path):
+    """Why `path` is not something this tool writes (a zip, or a folder of PNGs and dataset.json), or None."""
+    if is_zip_path(path):
+        return None if os.path.isfile(path) and zipfile.is_zipfile(path) else 'it is not a zip file'
+    if not os.path.isdir(path) or os.path.islink(path):
+        return 'it is not a folder'
+    for folder, _subfolders, files in os.walk(path):
+        for name in files:
+            if not name.lower().endswith('.png') and name != 'dataset.json':
+                return f'it holds {os.path.join(folder, name)!r}, which is not part of a dataset'
+    return None
+
+
+def _check_target(path, overwrite, kind='dataset'):
+    """Error message for an output path that cannot be written, or None. --overwrite replaces only what this tool
+    writes, never another file or folder."""
     if not path:
         return 'must not be empty'
     parent = os.path.dirname(os.path.abspath(path))
@@ -26,6 +41,10 @@ def _check_target(path, overwrite):
         return f'parent directory {parent!r} of {path!r} is not writable'
     if os.path.lexists(path) and not overwrite:
         return f'{path!r} already exists; pass --overwrite to replace it'
+    if os.path.lexists(path):
+        problem = _not_a_dataset(path) if kind == 'dataset' else None if os.path.isfile(path) else 'it is not a file'
+        if problem:
+            return f'--overwrite replaces only a {kind} this tool wrote, but {path!r} is not one: {problem}'
     return None
 
 
@@ -55,7 +74,7 @@ def main(outdir, count, resolution, synth, seed, workers, preview, overwrite):
     if problem:
         raise click.BadParameter(problem, param_hint="'--outdir'")
     if preview is not None:
-        problem = _check_target(preview, overwrite)
+        problem = _check_target(preview, overwrite, kind='preview')
         if not problem and os.path.splitext(preview)[1].lower() != '.png':
             problem = f'{preview!r} must end in .png'
         if not problem and os.path.abspath(preview) == os.path.abspath(outdir):
