@@ -5,8 +5,9 @@ over the training loop's phases and peak memory, same networks, data, seed and c
                                  [--resolution 16] [--batch 4] [--batch-gpu 4] [--minibatches 32] [--repeats 5]
                                  [--p P] [--device cpu|cuda] [--memory/--no-memory]
 
-Without --method, the methods are DEFAULT_METHODS; the first one is the baseline of the ratios. A class that
-cannot be imported or built is reported as 'not available: <error>' and left out. Every (aug, method) pair is one
+Without --method, the methods are DEFAULT_METHODS; the first one is the baseline of the ratios. Every class is
+imported and its options checked before anything runs (a usage error otherwise); a configuration that still
+cannot be built is reported as 'not available: <error>' and the exit status is 1. Every (aug, method) pair is one
 configuration: --aug noaug (default), ada (upstream's AugmentPipe 'bgc' with p held at --p, default 0.5: ADA's
 adjustment of p lives in the training loop, not in the loss) or an augment pipe class (p = --p, default 1 as in
 train.py).
@@ -30,6 +31,7 @@ so in-process the configurations would hide each other's peaks.
 import dataclasses
 import importlib
 import json
+import math
 import multiprocessing
 import pathlib
 import random
@@ -342,16 +344,16 @@ def format_table(configs, results, unavailable, device_type):
 def setup_options(function):
     """The command-line options that make a Setup, shared with atopk_overhead.py."""
     options = [
-        click.option('--resolution', type=int, default=16, show_default=True),
+        click.option('--resolution', type=int, default=16, show_default=True, help='A power of two >= 4.'),
         click.option('--batch', type=click.IntRange(min=1), default=4, show_default=True),
         click.option('--batch-gpu', 'batch_gpu', type=click.IntRange(min=1), default=None,
                      help='Chunk size [default: batch].'),
         click.option('--minibatches', type=click.IntRange(min=1), default=32, show_default=True,
                      help='Minibatches per timed pass (a multiple of 16 covers every phase).'),
         click.option('--repeats', type=click.IntRange(min=1), default=5, show_default=True),
-        click.option('--channel-base', 'channel_base', type=int, default=1024, show_default=True),
-        click.option('--channel-max', 'channel_max', type=int, default=64, show_default=True),
-        click.option('--z-dim', 'z_dim', type=int, default=64, show_default=True),
+        click.option('--channel-base', 'channel_base', type=click.IntRange(min=1), default=1024, show_default=True),
+        click.option('--channel-max', 'channel_max', type=click.IntRange(min=1), default=64, show_default=True),
+        click.option('--z-dim', 'z_dim', type=click.IntRange(min=1), default=64, show_default=True),
         click.option('--device', default='cpu', show_default=True),
         click.option('--threads', type=click.IntRange(min=1), default=1, show_default=True,
                      help='CPU threads for torch.'),
@@ -364,6 +366,12 @@ def setup_options(function):
 
 def make_setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_max, z_dim, device, threads, seed):
     batch_gpu = batch_gpu or batch
+    if resolution < 4 or resolution & (resolution - 1):
+        raise click.BadParameter(f'{resolution} is not a power of two >= 4', param_hint='--resolution')
+    try:
+        torch.device(device)
+    except RuntimeError as err:
+        raise click.BadParameter(f'{device!r}: {err}', param_hint='--device') from None
     if batch % batch_gpu:
         raise click.BadParameter(f'batch {batch} is not a multiple of batch_gpu {batch_gpu}', param_hint='--batch-gpu')
     if torch.device(device).type == 'cuda' and not torch.cuda.is_available():
@@ -390,17 +398,45 @@ def main(methods, augs, p, memory, repeats, **setup_kwargs):
     setup = make_setup(**setup_kwargs)
     methods = [parse_method(spec) for spec in (methods or DEFAULT_METHODS)]
     augs = augs or ('noaug',)
+    if len(set(augs)) < len(augs):
+        raise click.BadParameter(f'an augmentation given twice: {", ".join(augs)}', param_hint='--aug')
+    if p is not None and (not math.isfinite(p) or augs == ('noaug',)):
+        problem = f'{p} is not a probability' if not math.isfinite(p) else \
+            'sets the augment probability, but no --aug other than noaug is given'
+        raise click.BadParameter(problem, param_hint='--p')
+    names = [name for name, _, _ in methods]
+    if len(set(names)) < len(names):
+        raise click.BadParameter(f'method names must differ: {", ".join(names)}', param_hint='--method')
+    check_classes(methods, augs)
     configs = [Config(name if len(augs) == 1 else f'{name}+{aug}', class_name, kwargs, aug, p)
                for aug in augs for name, class_name, kwargs in methods]
-    names = [config.name for config in configs]
-    if len(set(names)) != len(names):
-        raise click.BadParameter(f'method names must differ: {", ".join(names)}', param_hint='--method')
     print(describe(setup, repeats) + f', augmentation {", ".join(augs)}')
     results, unavailable, _ = benchmark(configs, setup, repeats, memory=memory)
     for line in format_table(configs, results, unavailable, torch.device(setup.device).type):
         print(line)
-    if results:
-        print(f'ratio: median per-pass time over that of {next(iter(results))}')
+    if configs[0].name in unavailable:
+        raise click.ClickException(f'the baseline {configs[0].name} could not be built: {unavailable[configs[0].name]}')
+    print(f'ratio: median per-pass time over that of {configs[0].name}')
+    if unavailable:
+        sys.exit(1)
+
+
+def check_classes(methods, augs):
+    """Import every loss and pipe class and check the losses' options; a usage error naming the first bad one."""
+    for aug in augs:
+        if aug not in ('noaug', 'ada'):
+            try:
+                import_class(aug)
+            except (ImportError, AttributeError) as err:
+                raise click.BadParameter(f'{aug}: {type(err).__name__}: {err}', param_hint='--aug') from None
+    for name, class_name, kwargs in methods:
+        try:
+            cls = import_class(class_name)
+            if hasattr(cls, 'check_options'):
+                cls.check_options(**kwargs)
+        except (ImportError, AttributeError, ValueError, TypeError) as err:
+            raise click.BadParameter(f'{name}={class_name}: {type(err).__name__}: {err}',
+                                     param_hint='--method') from None
 
 
 if __name__ == '__main__':

@@ -133,7 +133,8 @@ class Loss(StyleGAN2Loss):
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
                          style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink,
                          pl_decay=pl_decay, pl_weight=pl_weight)
-        self.methods = {name: cls(**options, **_run_facts_for(cls, facts)) for name, (cls, options, _) in parsed.items()}
+        self.methods = {name: cls(**options, **_run_facts_for(cls, facts))
+                        for name, (cls, options, _) in parsed.items()}
         self.heuristics = {}  # method name -> OverfitHeuristic (one object for all when shared)
         for name, (_, _, settings) in parsed.items():
             if settings is not None:

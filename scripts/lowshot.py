@@ -28,6 +28,7 @@ images per snapshot: on a CPU, pass a smaller FID metric when one is registered,
 
 import gzip
 import json
+import math
 import os
 import shlex
 import shutil
@@ -60,7 +61,10 @@ PAD = 2  # 28 + 2 * 2 = 32
 
 def read_idx(path, kind):
     """An IDX file (gzipped) as a uint8 array: kind 'images' -> [N, H, W], 'labels' -> [N]."""
-    data = gzip.decompress(Path(path).read_bytes())
+    try:
+        data = gzip.decompress(Path(path).read_bytes())
+    except (OSError, EOFError) as err:
+        raise ValueError(f'{path}: not a readable gzip file ({err})') from None
     dims = {'images': 3, 'labels': 1}[kind]
     if len(data) < 4 or data[:3] != b'\0\0\x08' or data[3] != dims:
         raise ValueError(f'{path}: not an IDX file of unsigned bytes with {dims} dimension(s) ({kind})')
@@ -74,8 +78,9 @@ def read_idx(path, kind):
 def find_source(explicit, cache):
     """The folder holding Fashion-MNIST's IDX files, or None when it has to be fetched first."""
     if explicit is not None:
-        if not (Path(explicit) / IMAGES_FILE).is_file():
-            raise click.BadParameter(f'{explicit}: no {IMAGES_FILE} there', param_hint='--fashion-mnist')
+        missing = [name for name in (IMAGES_FILE, LABELS_FILE) if not (Path(explicit) / name).is_file()]
+        if missing:
+            raise click.BadParameter(f'{explicit}: no {" or ".join(missing)} there', param_hint='--fashion-mnist')
         return Path(explicit)
     for candidate in (SYSTEM_DIR, Path(cache) / 'fashion-mnist'):
         if (candidate / IMAGES_FILE).is_file() and (candidate / LABELS_FILE).is_file():
@@ -154,9 +159,9 @@ def dataset_paths(datadir, count, resolution):
 
 def build_datasets(source, datadir, count, resolution, seed, reference_count=None):
     """Write the training and reference zips (see the module docstring); returns their paths. Zips built before
-    with the same options (datadir/lowshot-data.json) are kept."""
+    with the same options (datadir/lowshot-data.json) are kept. Bad options or files raise ValueError before
+    anything is written."""
     datadir = Path(datadir)
-    datadir.mkdir(parents=True, exist_ok=True)
     train_zip, reference_zip = dataset_paths(datadir, count, resolution)
     manifest = dict(source=str(Path(source).resolve()), count=count, resolution=resolution, seed=seed,
                     reference_count=reference_count)
@@ -168,9 +173,15 @@ def build_datasets(source, datadir, count, resolution, seed, reference_count=Non
     images = read_idx(Path(source) / IMAGES_FILE, 'images')
     labels = read_idx(Path(source) / LABELS_FILE, 'labels')
     if len(images) != len(labels):
-        raise click.ClickException(f'{source}: {len(images)} images but {len(labels)} labels')
+        raise ValueError(f'{source}: {len(images)} images but {len(labels)} labels')
+    if reference_count is not None and reference_count > len(images):
+        raise ValueError(f'--reference-count {reference_count}: the split has {len(images)} images')
     subset = balanced_subset(labels, count, seed)
     reference = slice(0, reference_count)
+    try:
+        datadir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f'cannot create {datadir}: {err.strerror}') from None
     print(f'writing {train_zip} ({count} images) and {reference_zip} ({len(images[reference])} images) from '
           f'{source}')
     manifest_path.unlink(missing_ok=True)
@@ -205,20 +216,67 @@ def run(command, dry_run):
         subprocess.run(list(map(str, command)), cwd=ROOT, check=True)
 
 
-def finished_run(outdir):
-    """The run directory in `outdir` whose training finished, or None."""
+def finished_run(outdir, command):
+    """The run directory in `outdir` whose training finished, or None; a ClickException when that run was made
+    by another train.py command (`outdir`/command.json, written before training) than `command`."""
     if not Path(outdir).is_dir():
         return None
     done = [path for path in sorted(Path(outdir).iterdir())
             if (path / 'log.txt').is_file() and 'Exiting...' in (path / 'log.txt').read_text()]
-    return done[-1] if done else None
+    if not done:
+        return None
+    recorded = Path(outdir) / 'command.json'
+    previous = json.loads(recorded.read_text()) if recorded.is_file() else None
+    if previous != command:
+        raise click.ClickException(f'{outdir} holds a run made with other options ({shlex.join(previous or ["?"])}; '
+                                   f'now {shlex.join(command)}): use another --outdir, or remove that folder')
+    return done[-1]
 
 
 def evaluated_snapshots(run_dir, metric):
     path = Path(run_dir) / f'metric-{metric}.jsonl'
     if not path.is_file():
         return set()
-    return {Path(json.loads(line)['snapshot_pkl']).name for line in path.read_text().splitlines() if line.strip()}
+    names = set()
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                names.add(Path(json.loads(line)['snapshot_pkl']).name)
+            except (ValueError, KeyError, TypeError) as err:
+                raise click.ClickException(f'{path}, line {number}: not a metric row with a snapshot_pkl '
+                                           f'({type(err).__name__}: {err})') from None
+    return names
+
+
+def check_train_options(cfg, plugin_aug, configs):
+    """Refuse a --cfg or --plugin-aug that train.py would refuse, before anything is written."""
+    import train  # upstream's, patched
+    cfgs = next(param for param in train.main.params if param.name == 'cfg').type.choices
+    if cfg not in cfgs:
+        raise click.BadParameter(f'{cfg!r} is not one of train.py\'s configs: {", ".join(cfgs)}', param_hint='--cfg')
+    if any(name in PLUGIN_LOSSES for name in configs) and plugin_aug not in ('ada', 'noaug'):
+        try:
+            train.import_class('--plugin-aug', plugin_aug)
+        except train.UserError as err:
+            raise click.BadParameter(f'{err} (or use ada, noaug)', param_hint='--plugin-aug') from None
+
+
+def check_writable(option, path):
+    """Refuse an empty path, or one whose nearest existing ancestor is not a writable folder."""
+    if not str(path):
+        raise click.BadParameter('must name a folder', param_hint=option)
+    existing = Path(os.path.abspath(path))
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise click.BadParameter(f'{path} cannot be created under {existing}', param_hint=option)
+
+
+def make_folder(option, path):
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.BadParameter(f'cannot create {path}: {err.strerror}', param_hint=option) from None
 
 
 def check_metrics(metrics):
@@ -231,6 +289,19 @@ def check_metrics(metrics):
 
 def parse_list(text, convert=str):
     return [convert(item) for item in text.split(',') if item.strip()] if text.lower() != 'none' else []
+
+
+def parse_seeds(text):
+    """--seeds as distinct integers in [0, 2^32 - 1], at least one."""
+    try:
+        seeds = [int(item) for item in text.split(',') if item.strip()]
+    except ValueError:
+        raise click.BadParameter(f'{text!r} is not a comma-separated list of integers', param_hint='--seeds') from None
+    bad = [seed for seed in seeds if not 0 <= seed < 2**32]
+    if not seeds or bad or len(set(seeds)) < len(seeds):
+        problem = 'no seed' if not seeds else f'{bad[0]} is outside [0, 2^32 - 1]' if bad else 'a seed given twice'
+        raise click.BadParameter(f'{text!r}: {problem}', param_hint='--seeds')
+    return seeds
 
 
 @click.command()
@@ -250,7 +321,7 @@ def parse_list(text, convert=str):
 @click.option('--count', type=click.IntRange(min=1), default=100, show_default=True, help='Training images.')
 @click.option('--resolution', type=click.Choice(['8', '16', '32', '64', '128', '256']), default='32',
               show_default=True)
-@click.option('--data-seed', type=int, default=0, show_default=True, help='Seed of the image draw.')
+@click.option('--data-seed', type=click.IntRange(min=0), default=0, show_default=True, help='Seed of the image draw.')
 @click.option('--reference-count', type=click.IntRange(min=1), default=None,
               help='Reference images: the first N of the split [default: all 60,000].')
 @click.option('--fashion-mnist', 'source', type=click.Path(file_okay=False), default=None,
@@ -262,11 +333,18 @@ def main(outdir, kimg, seeds, only, plugin_aug, metrics, cfg, snap, gpus, batch,
          data_seed, reference_count, source, cache, dry_run):
     """Low-shot Fashion-MNIST study: baseline, ADA, DiffAugment and each plugin (see the module docstring)."""
     resolution = int(resolution)
-    seeds = parse_list(seeds, int)
+    seeds = parse_seeds(seeds)
     metrics = parse_list(metrics)
     check_metrics(metrics)
-    outdir = Path(outdir).resolve()
+    if not math.isfinite(kimg):
+        raise click.BadParameter(f'{kimg} is not a finite number', param_hint='--kimg')
+    if len(set(only)) < len(only):
+        raise click.BadParameter('a configuration given twice', param_hint='--only')
+    check_writable('--outdir', outdir)
+    check_writable('--cache', cache)
     configs = only or CONFIGS
+    check_train_options(cfg, plugin_aug, configs)
+    outdir = Path(outdir).resolve()
     train_zip, reference_zip = dataset_paths(outdir / 'data', count, resolution)
     fid = next((metric for metric in metrics if metric.startswith('fid')), None)
     print(f'Plan: {len(configs)} configuration(s) x {len(seeds)} seed(s) = {len(configs) * len(seeds)} runs of '
@@ -282,6 +360,8 @@ def main(outdir, kimg, seeds, only, plugin_aug, metrics, cfg, snap, gpus, batch,
                 show(command, cwd=Path(cache) / 'download')
         print(f'# build {train_zip} and {reference_zip} from {found or Path(cache) / "fashion-mnist"}')
     else:
+        if found is None:
+            make_folder('--cache', cache)
         try:
             train_zip, reference_zip = build_datasets(found or fetch_source(cache), outdir / 'data', count,
                                                       resolution, data_seed, reference_count)
@@ -294,17 +374,21 @@ def main(outdir, kimg, seeds, only, plugin_aug, metrics, cfg, snap, gpus, batch,
     for name in configs:
         for seed in seeds:
             run_outdir = outdir / 'runs' / f'{name}-seed{seed}'
-            done = finished_run(run_outdir)
+            command = [python, 'stylegan2_ada/train.py', '--outdir', run_outdir, '--data', train_zip,
+                       '--cfg', cfg, '--kimg', f'{kimg:g}', '--seed', seed, '--snap', snap, '--gpus', gpus,
+                       '--metrics', 'none', *config_args(name, plugin_aug)]
+            command += ['--batch', batch] if batch else []
+            command += ['--workers', workers] if workers else []
+            recorded = [str(item) for item in command[1:]]
+            done = finished_run(run_outdir, recorded)
             if done is not None:
                 print(f'# {name} seed {seed}: already trained in {done}')
             else:
-                command = [python, 'stylegan2_ada/train.py', '--outdir', run_outdir, '--data', train_zip,
-                           '--cfg', cfg, '--kimg', f'{kimg:g}', '--seed', seed, '--snap', snap, '--gpus', gpus,
-                           '--metrics', 'none', *config_args(name, plugin_aug)]
-                command += ['--batch', batch] if batch else []
-                command += ['--workers', workers] if workers else []
+                if not dry_run:
+                    run_outdir.mkdir(parents=True, exist_ok=True)
+                    (run_outdir / 'command.json').write_text(json.dumps(recorded))
                 run(command, dry_run)
-                done = finished_run(run_outdir) if not dry_run else run_outdir / '<run dir>'
+                done = finished_run(run_outdir, recorded) if not dry_run else run_outdir / '<run dir>'
                 if done is None:
                     raise click.ClickException(f'{run_outdir}: training ended without a finished run directory')
             run_dirs.append(done)

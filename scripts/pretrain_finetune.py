@@ -41,8 +41,9 @@ def inspect_target(path):
     from training.dataset import ImageFolderDataset  # pylint: disable=import-outside-toplevel
     try:
         dataset = ImageFolderDataset(path)
-    except OSError as error:
-        raise click.BadParameter(f'{path!r}: {error}', param_hint="'--target'") from error
+    except Exception as error:  # a file that is not a dataset: BadZipFile, OSError, ...
+        raise click.BadParameter(f'{path!r} cannot be read as a dataset: {type(error).__name__}: {error}',
+                                 param_hint="'--target'") from error
     try:
         count, (channels, height, width) = len(dataset), dataset.image_shape
     finally:
@@ -58,12 +59,23 @@ def inspect_target(path):
 
 
 def check_train_args(train_args):
-    """Raise click.UsageError when the pass-through options include one this script sets itself."""
-    for arg in train_args:
+    """Raise click.UsageError when the pass-through options include one this script sets itself, --help, or an
+    option without its value (every train.py option but --help and --dry-run takes one)."""
+    index = 0
+    while index < len(train_args):
+        arg = train_args[index]
         name = arg.split('=', 1)[0]
         if name in RESERVED_TRAIN_OPTIONS:
             raise click.UsageError(f'{arg!r} after "--": the script sets {", ".join(RESERVED_TRAIN_OPTIONS[:7])} '
                                    'of train.py itself (see --help)')
+        if name in ('--help', '-h'):
+            raise click.UsageError(f'{arg!r} after "--": for train.py\'s options run '
+                                   '.venv/bin/python stylegan2_ada/train.py --help')
+        if arg.startswith('--') and '=' not in arg:
+            if index + 1 == len(train_args) or train_args[index + 1].startswith('--'):
+                raise click.UsageError(f'{arg!r} after "--" has no value')
+            index += 1
+        index += 1
 
 
 def with_released_defaults(train_args):
@@ -168,7 +180,7 @@ def explicit(ctx, name):
               help='Pretraining duration (the paper: 300 in the released code, 800 in the supplement).')
 @click.option('--finetune-kimg', type=click.FloatRange(min=0, min_open=True), default=400, show_default=True,
               help='Duration of the fine-tune and the from-scratch run.')
-@click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True,
+@click.option('--seed', type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True,
               help='Seed of the pretraining set and of every train.py run.')
 @click.option('--pretrain-metrics', default='none', show_default=True, metavar='LIST',
               help='train.py --metrics for the pretraining run (overrides one given after "--").')
@@ -200,6 +212,8 @@ def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, 
         if conflicts:
             raise click.UsageError(f'--pretrained skips the pretraining, so {", ".join(conflicts)} would be ignored')
     check_train_args(train_args)
+    if not outdir:
+        raise click.BadParameter('must name a folder', param_hint="'--outdir'")
     target = os.path.abspath(target)
     target_count, resolution = inspect_target(target)
     outdir = Path(os.path.abspath(outdir))
@@ -230,6 +244,10 @@ def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, 
         # train.py checks that the snapshot exists and fits the target and the options.
         dry_run('fine-tune', outdir / 'finetune', [*resume_args, pretrained, *target_args])
 
+    try:  # the first write: a folder that cannot be made is refused before anything else is written
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.BadParameter(f'cannot create {outdir}: {err.strerror}', param_hint="'--outdir'") from None
     if pretrain_args is not None:
         if not on_the_fly:
             write_pretraining_set(pretrain_data, synth, count, resolution, seed)

@@ -30,14 +30,12 @@ def method_lines(lines, names):
     return rows
 
 
-def test_one_line_per_method_the_baseline_against_itself_and_a_missing_class():
+def test_one_line_per_method_and_the_baseline_against_itself():
     lines = compare('--minibatches', 8, '--repeats', 3,
                     '--method', 'base=training.loss.StyleGAN2Loss', '--method', 'again=training.loss.StyleGAN2Loss',
-                    '--method', 'atopk=plugins.atopk.Loss:{"mode": "fixed", "k": 2}',
-                    '--method', 'missing=plugins.no_such_plugin.Loss')
+                    '--method', 'atopk=plugins.atopk.Loss:{"mode": "fixed", "k": 2}')
     assert 'peak RSS growth MiB (fresh process)' in lines[1]
-    rows = method_lines(lines, {'base', 'again', 'atopk', 'missing'})
-    assert rows['missing'].startswith("not available: ModuleNotFoundError: No module named 'plugins.no_such_plugin'")
+    rows = method_lines(lines, {'base', 'again', 'atopk'})
     parsed = {}
     for name in ('base', 'again', 'atopk'):
         match = re.fullmatch(rf'({NUMBER}) +({NUMBER}) +({NUMBER}) +({NUMBER}) +({NUMBER})', rows[name])
@@ -74,3 +72,22 @@ def test_default_methods_with_two_augmentations():
             available = importable(class_name) and (aug == 'noaug' or importable(aug))
             assert row.startswith('not available: ') != available, (name, aug, row)
     assert re.fullmatch(rf'{NUMBER} +1\.000 +{NUMBER} +1\.000', rows['baseline+noaug'])
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--method', 'x=plugins.no_such_plugin.Loss'], "x=plugins.no_such_plugin.Loss: ModuleNotFoundError"),
+    (['--method', 'a=plugins.atopk.Loss:{"bogus_opt": 1}'], "atopk: unknown option 'bogus_opt'"),
+    (['--aug', 'bogus.Pipe'], "Invalid value for --aug: bogus.Pipe: ModuleNotFoundError"),
+    (['--aug', 'ada', '--aug', 'ada'], "Invalid value for --aug: an augmentation given twice"),
+    (['--aug', 'ada', '--p', 'nan'], "Invalid value for --p: nan is not a probability"),
+    (['--p', '0.3'], 'no --aug other than noaug is given'),
+    (['--resolution', '12'], "Invalid value for --resolution: 12 is not a power of two >= 4"),
+    (['--z-dim', '0'], "Invalid value for '--z-dim'"),
+    (['--device', 'bogus'], "Invalid value for --device: 'bogus'"),
+])
+def test_bad_options_are_usage_errors(args, message):
+    from click.testing import CliRunner
+
+    from benchmarks.compare import main
+    result = CliRunner().invoke(main, ['--minibatches', '1', '--repeats', '1', '--no-memory', *args])
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -123,7 +123,7 @@ def test_tiny_study_trains_and_reports(source, tmp_path):
             '--metrics', 'none', '--count', 20, '--fashion-mnist', folder]
     result = lowshot(*args)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    (run_dir,) = (tmp_path / 'runs' / 'baseline-seed0').iterdir()
+    (run_dir,) = [path for path in (tmp_path / 'runs' / 'baseline-seed0').iterdir() if path.is_dir()]
     options = json.loads((run_dir / 'training_options.json').read_text())
     assert options['training_set_kwargs']['path'] == str(tmp_path / 'data' / 'fmnist20-32.zip')
     assert 'augment_kwargs' not in options and options['total_kimg'] == 0.1
@@ -133,4 +133,45 @@ def test_tiny_study_trains_and_reports(source, tmp_path):
 
     again = lowshot(*args)
     assert again.returncode == 0 and 'baseline seed 0: already trained' in again.stdout
-    assert len(list((tmp_path / 'runs' / 'baseline-seed0').iterdir())) == 1
+    assert len([path for path in (tmp_path / 'runs' / 'baseline-seed0').iterdir() if path.is_dir()]) == 1
+    longer = lowshot(*[0.2 if arg == 0.1 else arg for arg in args])  # a finished run of other options is not reused
+    assert longer.returncode != 0 and 'holds a run made with other options' in longer.stderr
+    assert '--kimg 0.1' in longer.stderr and '--kimg 0.2' in longer.stderr
+
+
+def test_bad_options_are_refused_before_anything_is_written(source, tmp_path):
+    from click.testing import CliRunner
+
+    from scripts import lowshot as script
+    folder, _, _ = source
+    no_labels = tmp_path / 'no-labels'
+    no_labels.mkdir()
+    (no_labels / IMAGES_FILE).write_bytes((folder / IMAGES_FILE).read_bytes())
+    garbage = tmp_path / 'garbage'
+    garbage.mkdir()
+    for name in (IMAGES_FILE, LABELS_FILE):
+        (garbage / name).write_bytes(b'not gzip')
+    outdir = tmp_path / 'study'
+    base = ['--outdir', outdir, '--kimg', 1, '--metrics', 'none', '--fashion-mnist', folder]
+    cases = [
+        (['--seeds', 'a,b'], "'a,b' is not a comma-separated list of integers"),
+        (['--seeds', ''], "'': no seed"),
+        (['--seeds', '-1'], "'-1': -1 is outside [0, 2^32 - 1]"),
+        (['--seeds', '0,0'], 'a seed given twice'),
+        (['--only', 'ada', '--only', 'ada'], 'a configuration given twice'),
+        (['--kimg', 'nan'], 'nan is not a finite number'),
+        (['--cfg', 'bogus'], "'bogus' is not one of train.py's configs: auto, stylegan2"),
+        (['--only', 'atopk', '--plugin-aug', 'bogus.Pipe'], "--plugin-aug: cannot import module 'bogus'"),
+        (['--data-seed', '-1'], "Invalid value for '--data-seed'"),
+        (['--fashion-mnist', no_labels], f'no {LABELS_FILE} there'),
+        (['--fashion-mnist', garbage], f'{garbage / IMAGES_FILE}: not a readable gzip file'),
+        (['--reference-count', 1000], '--reference-count 1000: the split has 150 images'),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(script.main, list(map(str, base + args)))
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert not outdir.exists(), args
+    for args, message in [(['--outdir', ''], 'must name a folder'),
+                          (['--outdir', '/proc/no-such-dir/out'], 'cannot create /proc/no-such-dir/out')]:
+        result = CliRunner().invoke(script.main, list(map(str, base[2:] + args)))
+        assert result.exit_code != 0 and message in result.output, (args, result.output)

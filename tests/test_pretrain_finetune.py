@@ -225,6 +225,10 @@ def test_pretrained_network_of_another_resolution_is_refused(protocol, tmp_path)
     (('--', '--cfg', 'cpu', '--loss', 'plugins.nosuch.Loss'), ["train.py rejects", "--loss: cannot import module "
                                                                "'plugins.nosuch'"]),
     (('--pretrained', 'x.pkl', '--count', '5'), ['--pretrained skips the pretraining, so --count would be ignored']),
+    (('--', '--cfg', 'cpu', '--help'), ["'--help' after \"--\": for train.py's options run"]),
+    (('--', '--cfg', 'cpu', '--aug'), ["'--aug' after \"--\" has no value"]),
+    (('--', '--aug', '--cfg', 'cpu'), ["'--aug' after \"--\" has no value"]),
+    (('--seed', 2**32, '--', '--cfg', 'cpu'), ["Invalid value for '--seed'"]),
 ])
 def test_bad_options_are_refused_before_anything_is_written(target, tmp_path, args, messages):
     assert_refused(run_script('--target', target, '--outdir', tmp_path / 'out', *args), tmp_path / 'out', *messages)
@@ -249,3 +253,14 @@ def test_fid_report_compares_final_and_best(tmp_path):
     ]
     (runs['fine-tune'] / 'metric-fid50k_full.jsonl').unlink()
     assert script.fid_report(runs)[1] == '  fid50k_full  fine-tune  not computed'
+
+
+def test_a_target_that_is_not_a_dataset_and_an_unusable_outdir_are_refused(target, tmp_path):
+    text = tmp_path / 'text.zip'
+    text.write_text('not a zip')
+    assert_refused(run_script('--target', text, '--outdir', tmp_path / 'out', *TRAIN_ARGS), tmp_path / 'out',
+                   f"'{text}' cannot be read as a dataset: BadZipFile")
+    for outdir, message in [('', "Invalid value for '--outdir': must name a folder"),
+                            ('/proc/no-such-dir/out', 'cannot create /proc/no-such-dir/out')]:
+        result = run_script('--target', target, '--outdir', outdir, *TRAIN_ARGS)
+        assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -104,7 +104,7 @@ class ATopk(Method):
         if linear_kimg is not None:
             check_range('linear_kimg', linear_kimg, 0, low_inclusive=False)
             if schedule != 'ramp':
-                raise ValueError("linear_kimg applies only to schedule 'ramp'; 'topk_gan' falls once per epoch by gamma")
+                raise ValueError("linear_kimg applies only to schedule 'ramp'; 'topk_gan' falls by gamma per epoch")
         if k is not None:
             check_int_range('k', k, 1)
             if mode not in ('fixed', 'worst'):

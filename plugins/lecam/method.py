@@ -11,7 +11,7 @@ from plugins.lecam.core import FORMS, ZeroDebiasedAverage, lecam_penalty
 
 def _mean_over_ranks(values):
     """The mean of each column's per-rank means, so that every rank holds the same averages."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
         values = values.clone()
         torch.distributed.all_reduce(values)
         values /= torch.distributed.get_world_size()
