@@ -6,7 +6,7 @@ import torch.distributed
 from plugins.common.options import check_int_range, check_range
 
 
-def _distributed_world_size():
+def distributed_world_size():
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_world_size()
     return 1
@@ -59,7 +59,7 @@ class OverfitHeuristic(torch.nn.Module):
         sums; returns the `p` buffer. `batch_size` is the total batch over all ranks."""
         batch_size = check_int_range('batch_size', batch_size, 1)
         totals = torch.stack([self.pending_sign_sum, self.pending_count])
-        if _distributed_world_size() > 1:
+        if distributed_world_size() > 1:
             torch.distributed.all_reduce(totals)
         sign_sum, count = totals.unbind()
         eta = sign_sum / count

@@ -6,15 +6,17 @@ from torch_utils import training_stats
 
 from plugins.common.method import Method
 from plugins.common.options import check_choice, check_range
+from plugins.common.overfit import distributed_world_size
 from plugins.lecam.core import FORMS, ZeroDebiasedAverage, lecam_penalty
 
 
 def _mean_over_ranks(values):
-    """The mean of each column's per-rank means, so that every rank holds the same averages."""
-    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+    """The mean of each entry over the ranks, so that every rank holds the same averages."""
+    world_size = distributed_world_size()
+    if world_size > 1:
         values = values.clone()
         torch.distributed.all_reduce(values)
-        values /= torch.distributed.get_world_size()
+        values /= world_size
     return values
 
 
