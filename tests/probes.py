@@ -38,7 +38,7 @@ class _KillWhenPickled:
 
 
 class KilledInSecondSnapshotLoss(Loss):
-    """plugins.Loss whose state in the second snapshot kills the process while pickle.dump writes it."""
+    """plugins.Loss whose state in the second snapshot kills the process while the snapshot is serialised."""
 
     snapshots = 0
 
