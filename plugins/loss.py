@@ -237,10 +237,11 @@ class Loss(StyleGAN2Loss):
         wrt = set([wrt] if isinstance(wrt, str) else wrt or [])
         before = img.detach().requires_grad_('before' in wrt)
         after = self.augment_pipe(before) if self.augment_pipe is not None else before
+        after, timesteps = after if isinstance(after, tuple) else (after, None)  # a pipe that conditions D (Diffusion-GAN)
         if 'after' in wrt and not after.requires_grad:
             after = after.detach().requires_grad_(True)
         with misc.ddp_sync(self.D, sync):
-            logits = self.D(after, c)
+            logits = self.D(after if timesteps is None else (after, timesteps), c)
         return logits, before, after
 
     def _input_grads(self, logits, inputs):

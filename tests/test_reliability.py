@@ -14,7 +14,8 @@ import torch
 from tests.conftest import read_stats, run_upstream, train
 
 ADAPTIVE = {'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every', 'smoothing': 0.5}, 'apa': {}, 'lecam': {}}
-COMMON = ['--aug', 'ada', '--loss', 'plugins.Loss', '--loss-kwargs', json.dumps(ADAPTIVE)]
+DIFFUSION = ['--aug', 'plugins.diffusion.AugmentPipe', '--target', '0.6', '--D-class', 'plugins.diffusion.Discriminator']
+COMMON = [*DIFFUSION, '--ada-kimg', '2', '--loss', 'plugins.Loss', '--loss-kwargs', json.dumps(ADAPTIVE)]
 
 
 def load_snapshot(run_dir):
@@ -69,7 +70,12 @@ def test_resumed_run_continues_exactly_as_a_straight_run(tmp_path, dataset16, fi
     assert straight['training_state']['loss_state']['tracker']['nimg'] == 128
     assert_same(straight['training_state']['loss_state'], resumed['training_state']['loss_state'], 'loss_state')
     assert_same(straight['training_state']['optimizers'], resumed['training_state']['optimizers'], 'optimizers')
-    assert torch.equal(straight['augment_pipe'].p, resumed['augment_pipe'].p)
+    assert_same(straight['augment_pipe'].state_dict(), resumed['augment_pipe'].state_dict(), 'augment_pipe')
+    pipes = [snapshot['augment_pipe'] for snapshot in (straight, resumed)]
+    for pipe in pipes:
+        pipe._rebuild()  # Diffusion-GAN's T and timestep table, derived from p and the adjustment count
+    assert int(pipes[0].adjustments) == 8 and pipes[0].steps == pipes[1].steps > 10  # every 4th of 32 minibatches
+    assert torch.equal(pipes[0].table, pipes[1].table)
     for name in ['G', 'D', 'G_ema']:   # had the stream restarted at draw 0, the second half would differ
         assert_same(straight[name].state_dict(), resumed[name].state_dict(), name)
     assert read_stats(resumed_dir)[0]['Progress/kimg']['mean'] > 0.064  # the counter went on from the snapshot
@@ -125,9 +131,10 @@ def test_another_spelling_of_the_same_data_restores_the_state(tmp_path, dataset1
 
 def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monkeypatch):
     monkeypatch.setenv('PROBE_DIR', str(tmp_path))
-    options = {'atopk': {'speed_kimg': 0.02}, 'anda': {'speed_kimg': 0.02}, 'apa': {'speed_kimg': 0.02},
-               'lecam': {}}  # p moves 0.8 per adjustment
-    train(tmp_path / 'runs', dataset16, '--kimg', 0.1, '--gpus', 2, '--aug', 'noaug',
+    heuristic = {'speed_kimg': 0.02}  # p moves 0.8 per adjustment
+    options = {'atopk': heuristic, 'anda': {'alpha': 'heuristic', **heuristic}, 'apa': {'p': 'heuristic', **heuristic},
+               'lecam': {}}
+    train(tmp_path / 'runs', dataset16, '--kimg', 0.1, '--gpus', 2, *DIFFUSION, '--ada-kimg', 0.5,
           '--loss', 'tests.probes.RankRecordingLoss', '--loss-kwargs', json.dumps(options))
     ranks = [[json.loads(line) for line in (tmp_path / f'rank{rank}.jsonl').read_text().splitlines()]
              for rank in (0, 1)]
@@ -136,6 +143,7 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
     assert len({row['p'] for row in ranks[0]}) > 1  # the heuristic did move, identically on both ranks
     assert [row['lecam'][2] for row in ranks[0]] == list(range(25))  # LeCam's averages: one update per minibatch,
     assert len({tuple(row['lecam'][:2]) for row in ranks[0]}) == 25  # each moving them, identically on both ranks
+    assert len({row['diffusion'] for row in ranks[0][1:]}) > 1  # and Diffusion-GAN's T and table
 
 
 def failing_run(tmp_path, dataset16, loss_class):

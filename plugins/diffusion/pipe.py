@@ -1,0 +1,96 @@
+"""Diffusion-GAN's forward diffusion as an upstream augment pipe: `--aug plugins.diffusion.AugmentPipe --target 0.6
+--D-class plugins.diffusion.Discriminator` (released `training/diffusion.py`, class `Diffusion`)."""
+
+import numpy as np
+import torch
+from torch_utils import persistence, training_stats
+
+from plugins.common.options import check_choice, check_range
+from plugins.diffusion.core import (SCHEDULES, TABLE_SIZE, TIMESTEP_DISTRIBUTIONS, beta_schedule, check_lengths,
+                                    diffusion_length, q_sample, signal_and_noise_scales, timestep_table)
+
+INNER_AUGMENTATIONS = ('none', 'ada', 'diffaug')
+BGC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1, contrast=1, lumaflip=1,
+           hue=1, saturation=1)
+
+
+@persistence.persistent_class
+class AugmentPipe(torch.nn.Module):
+    """Returns (x_t, t) for images x_0: each image diffused for t steps, t drawn uniformly from a table of 64
+    timesteps (32 drawn from 1..T, 32 zeros), as released. T = t_min + round(p (t_max - t_min)) follows ADA's p:
+    train.py adjusts p with --target (every 4 minibatches, at `ada_kimg` = 100 kimg per unit unless --ada-kimg), and
+    after each adjustment `ada_adjusted` clamps p to [0, 1] and draws a new table, as the released `update_T`.
+
+    Options (released defaults): beta_schedule 'linear' (beta_start 1e-4, beta_end 2e-2), t_min 10, t_max 1000,
+    noise_std 0.05, ts_dist 'priority' (P(t) proportional to t - 1) or 'uniform', inner augmentation 'none', 'ada'
+    (upstream's bgc pipe at p = min(p, ada_maxp), ada_maxp 0.25) or 'diffaug' (DiffAugment), applied before the
+    diffusion; seed of the tables' draws. The table is a function of (seed, number of adjustments), so every rank
+    holds the same one and a resumed run continues it; the per-image draws use the training loop's generator.
+
+    Stats: 'Diffusion/T' at each adjustment (p is upstream's 'Progress/augment').
+    """
+
+    passes_timesteps = True  # D gets (x_t, t): train.py requires a --D-class that takes_timesteps
+    ada_kimg = 100  # the released --ada_kimg default, used by train.py unless --ada-kimg is given
+
+    def __init__(self, beta_schedule='linear', beta_start=1e-4, beta_end=2e-2, t_min=10, t_max=1000, noise_std=0.05,
+                 ts_dist='priority', inner='none', ada_maxp=0.25, seed=0):
+        super().__init__()
+        check_choice('beta_schedule', beta_schedule, SCHEDULES)
+        check_range('beta_start', beta_start, 0, 1, low_inclusive=False)
+        check_range('beta_end', beta_end, 0, 1, low_inclusive=False)
+        check_lengths(t_min, t_max)
+        check_range('noise_std', noise_std, 0, low_inclusive=False)
+        check_choice('ts_dist', ts_dist, TIMESTEP_DISTRIBUTIONS)
+        check_choice('inner', inner, INNER_AUGMENTATIONS)
+        check_range('ada_maxp', ada_maxp, 0, 1)
+        self.schedule = dict(name=beta_schedule, beta_start=float(beta_start), beta_end=float(beta_end))
+        self.t_min, self.t_max, self.noise_std, self.ts_dist = t_min, t_max, float(noise_std), ts_dist
+        self.ada_maxp, self.seed = float(ada_maxp), int(seed)
+        self.register_buffer('p', torch.zeros([]))
+        self.register_buffer('adjustments', torch.zeros([], dtype=torch.int64))
+        self.inner, self.inner_kind = None, inner
+        if inner == 'ada':
+            from training.augment import AugmentPipe as UpstreamPipe
+            self.inner = UpstreamPipe(**BGC)
+        elif inner == 'diffaug':
+            from plugins.diffaug.pipe import AugmentPipe as DiffAugmentPipe
+            self.inner = DiffAugmentPipe()
+        self._forget()
+
+    def _forget(self):
+        """Drop T and the tensors derived from it; they are rebuilt from p and `adjustments` when next needed."""
+        self.steps = self.table = self.signal = self.noise_scale = None
+
+    def _rebuild(self):
+        """T, the timestep table and the diffusion scales from p and the adjustment count (one read of p)."""
+        p = float(self.p)
+        self.steps = diffusion_length(p, self.t_min, self.t_max)
+        betas = beta_schedule(self.schedule['name'], self.steps, self.schedule['beta_start'], self.schedule['beta_end'])
+        signal, noise = signal_and_noise_scales(betas)
+        rng = np.random.default_rng([self.seed, int(self.adjustments)])
+        device = self.p.device
+        self.table = timestep_table(self.steps, self.ts_dist, rng).to(device)
+        self.signal, self.noise_scale = signal.to(device), noise.to(device)
+        if self.inner_kind == 'ada':
+            self.inner.p.copy_(torch.as_tensor(min(p, self.ada_maxp)))
+        training_stats.report('Diffusion/T', self.steps)
+
+    @torch.no_grad()
+    def ada_adjusted(self):
+        """After ADA moved p: clamp it to [0, 1] and draw the next table for the new T (the released `update_T`)."""
+        self.p.clamp_(0, 1)
+        self.adjustments += 1
+        self._rebuild()
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .cpu(), ...: the derived tensors are rebuilt on the new device
+        self._forget()
+        return super()._apply(fn, *args, **kwargs)
+
+    def forward(self, images):
+        if self.steps is None:
+            self._rebuild()
+        if self.inner is not None:
+            images = self.inner(images)
+        t = self.table[torch.randint(TABLE_SIZE, [images.shape[0]], device=images.device)]
+        return q_sample(images, t, self.signal, self.noise_scale, self.noise_std), t.view(-1, 1)

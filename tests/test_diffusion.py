@@ -1,0 +1,121 @@
+"""Diffusion-GAN (plugins.diffusion): the schedules, T's trajectory with p, the timestep table and q(x_t | x_0)
+against independent computations, the timestep-conditioned D against upstream's D with t as a label, and
+train.py runs. The released functions (get_beta_schedule, q_sample, update_T's T, the D) gave the same numbers in
+a scratch comparison (README, "Diffusion-GAN"); exact resume and two ranks are in test_reliability.py."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import read_stats, run_upstream, train
+from tests.tiny import one_thread  # noqa: F401 (autouse fixture)
+
+DIFFUSION = ['--aug', 'plugins.diffusion.AugmentPipe', '--target', '0.6', '--D-class', 'plugins.diffusion.Discriminator']
+
+
+def test_beta_schedules():
+    from plugins.diffusion.core import beta_schedule
+    np.testing.assert_allclose(beta_schedule('linear', 3), [1e-4, 0.01005, 0.02])
+    np.testing.assert_allclose(beta_schedule('quad', 2), [1e-4, 0.02])
+    np.testing.assert_allclose(beta_schedule('const', 2), [0.02, 0.02])
+    np.testing.assert_allclose(beta_schedule('jsd', 4), [1 / 4, 1 / 3, 1 / 2, 1])
+    # cosine: alpha_bar = f(x_t) / f(0), f(x) = cos^2((x / (T + 1) + s) / (1 + s) pi / 2), x on T + 1 points of
+    # [0, T + 1] as released (linspace(0, steps, steps) with steps = T + 1)
+    cosine = beta_schedule('cosine', 100)
+    f = np.cos((np.linspace(0, 101, 101) / 101 + 0.008) / 1.008 * np.pi / 2) ** 2
+    np.testing.assert_allclose(np.cumprod(1 - cosine)[:90], (f[1:] / f[0])[:90], rtol=1e-9)
+    with pytest.raises(ValueError, match="beta_schedule must be one of 'linear'|linear, quad"):
+        beta_schedule('exp', 10)
+
+
+def test_t_follows_p_through_adas_adjustments():
+    from plugins.diffusion import AugmentPipe
+    from torch_utils import training_stats
+    pipe = AugmentPipe(t_min=10, t_max=1000)
+    collector = training_stats.Collector(regex='Diffusion/T', keep_previous=False)
+    trajectory = []
+    for p in [0.0, 0.0005, 0.25, 0.5004, 1.3, 0.9, 0.0]:  # as ADA's steps would set it
+        pipe.p.fill_(p)
+        pipe.ada_adjusted()
+        trajectory.append(pipe.steps)
+    assert trajectory == [10, 10, 258, 505, 1000, 901, 10]
+    assert float(pipe.p) == 0.0 and int(pipe.adjustments) == 7
+    collector.update()
+    assert collector.num('Diffusion/T') == 7 and collector.mean('Diffusion/T') == pytest.approx(np.mean(trajectory))
+
+
+def test_timestep_table_is_half_zeros_half_priority_draws_and_a_function_of_the_state():
+    from plugins.diffusion import AugmentPipe
+    counts = np.zeros(11)
+    pipe = AugmentPipe(t_min=10, t_max=10)
+    for adjustments in range(400):
+        pipe.adjustments.fill_(adjustments)
+        pipe._rebuild()
+        table = pipe.table.numpy()
+        assert (table[32:] == 0).all() and ((table[:32] >= 1) & (table[:32] <= 10)).all()
+        counts += np.bincount(table[:32], minlength=11)
+    expected = 400 * 32 * np.arange(10) / 45  # P(t) = (t - 1) / sum: t = 1 never
+    assert counts[1] == 0 and np.all(np.abs(counts[1:] - expected) < 5 * np.sqrt(expected + 1))
+    again = AugmentPipe(t_min=10, t_max=10)
+    again.load_state_dict(pipe.state_dict())  # p and the adjustment count: a resumed run, or another rank
+    again._rebuild()
+    assert torch.equal(again.table, pipe.table)
+
+
+def test_q_sample_scales_the_image_and_the_noise():
+    from plugins.diffusion.core import beta_schedule, q_sample, signal_and_noise_scales
+    betas = beta_schedule('linear', 50)
+    signal, noise = signal_and_noise_scales(betas)
+    alpha_bar = np.prod(1 - betas)
+    x0 = torch.full([2000, 1, 4, 4], 0.5)
+    torch.manual_seed(0)
+    x_t = q_sample(x0, torch.full([2000], 50), signal, noise, noise_std=0.05)
+    assert x_t.mean().item() == pytest.approx(math.sqrt(alpha_bar) * 0.5, abs=1e-3)
+    assert x_t.std().item() == pytest.approx(math.sqrt(1 - alpha_bar) * 0.05, rel=0.02)
+    assert torch.equal(q_sample(x0, torch.zeros([2000], dtype=torch.long), signal, noise, 0.05), x0)  # t = 0
+
+
+def test_discriminator_is_upstreams_with_the_timestep_as_a_label():
+    from training.networks import Discriminator as Upstream
+
+    from plugins.diffusion import Discriminator
+    common = dict(img_resolution=8, img_channels=3, channel_base=128, channel_max=16)
+    torch.manual_seed(0)
+    ours = Discriminator(c_dim=0, **common)
+    upstream = Upstream(c_dim=1, **common)
+    upstream.load_state_dict(ours.state_dict())
+    images, t = torch.randn([4, 3, 8, 8]), torch.tensor([[0], [3], [7], [500]])
+    torch.testing.assert_close(ours((images, t), torch.zeros([4, 0])), upstream(images, t.float()), rtol=0, atol=0)
+    torch.testing.assert_close(ours(images, torch.zeros([4, 0])), upstream(images, torch.zeros([4, 1])), rtol=0, atol=0)
+
+
+def test_train_py_runs_diffusion_gan_with_anda_and_the_snapshot_loads(tmp_path, dataset16):
+    run_dir = train(tmp_path / 'runs', dataset16, '--kimg', 0.032, *DIFFUSION, '--loss', 'plugins.Loss',
+                    '--loss-kwargs', json.dumps({'anda': {}}))
+    options = json.loads((run_dir / 'training_options.json').read_text())
+    assert options['ada_kimg'] == 100  # the released speed, from the pipe class
+    stats = read_stats(run_dir)[-1]
+    assert stats['Diffusion/T']['mean'] == 10 and stats['Progress/augment']['mean'] == pytest.approx(2 * 16 / 1e5)
+    assert stats['ANDA/alpha']['num'] > 0  # ANDA's alpha follows the diffusion pipe's p
+    snapshot = max(run_dir.glob('network-snapshot-*.pkl'))
+    run_upstream('generate.py', '--network', snapshot, '--seeds', '0', '--outdir', tmp_path / 'images')
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--aug', 'plugins.diffusion.AugmentPipe', '--target', '0.6'],
+     '--aug: plugins.diffusion.AugmentPipe gives D a timestep with every image; use a --D-class that takes them'),
+    (['--aug', 'ada', '--D-class', 'plugins.diffusion.Discriminator'],
+     '--D-class: plugins.diffusion.Discriminator is conditioned on diffusion timesteps; use an --aug class'),
+    ([*DIFFUSION, '--aug-kwargs', '{"t_min": 20, "t_max": 10}'], 't_min and t_max must be integers with 1 <='),
+    ([*DIFFUSION, '--aug-kwargs', '{"inner": "bgc"}'], "inner must be one of 'none', 'ada', 'diffaug'; got 'bgc'"),
+    (['--aug', 'noaug', '--ada-kimg', '100'], '--ada-kimg sets how fast ADA adjusts p: it needs --aug ada'),
+    ([*DIFFUSION, '--ada-kimg', '0'], '--ada-kimg must be a positive number, got 0.0'),
+])
+def test_bad_combinations_are_refused_before_writing(tmp_path, dataset16, args, message):
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', *args,
+                          check=False)
+    assert result.returncode == 2 and message in result.stdout + result.stderr, result.stdout + result.stderr
+    assert not (tmp_path / 'runs').exists()
