@@ -3,7 +3,7 @@ over the training loop's phases and peak memory, same networks, data, seed and c
 
     python benchmarks/compare.py [--method NAME=LOSS_CLASS[:JSON_KWARGS] ...] [--aug noaug|ada|CLASS ...]
                                  [--resolution 16] [--batch 4] [--batch-gpu 4] [--minibatches 32] [--repeats 5]
-                                 [--p P] [--device cpu|cuda] [--memory/--no-memory]
+                                 [--p P] [--device cpu|cuda] [--D-class CLASS] [--memory/--no-memory]
 
 Without --method, the methods are DEFAULT_METHODS; the first one is the baseline of the ratios. Every class is
 imported and its options checked before anything runs (a usage error otherwise); a configuration that still
@@ -66,12 +66,13 @@ BGC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, bri
            hue=1, saturation=1)   # train.py's --augpipe bgc, which --aug ada uses by default
 
 
-def build_networks(resolution, channel_base, channel_max, z_dim, device, seed):
+def build_networks(resolution, channel_base, channel_max, z_dim, device, seed, d_class=None):
     torch.manual_seed(seed)
     common = dict(channel_base=channel_base, channel_max=channel_max, num_fp16_res=0, conv_clamp=None)
     G = Generator(z_dim=z_dim, c_dim=0, w_dim=z_dim, img_resolution=resolution, img_channels=3,
                   mapping_kwargs=dict(num_layers=2), synthesis_kwargs=common).to(device)
-    D = Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, **common).to(device)
+    D = (import_class(d_class) if d_class else Discriminator)(c_dim=0, img_resolution=resolution, img_channels=3,
+                                                              **common).to(device)
     return G, D
 
 
@@ -209,10 +210,12 @@ class Setup:
     device: str
     threads: int
     seed: int
+    d_class: str = None  # a discriminator class in place of upstream's, for every configuration
 
     def networks_and_data(self):
         device = torch.device(self.device)
-        G, D = build_networks(self.resolution, self.channel_base, self.channel_max, self.z_dim, device, self.seed)
+        G, D = build_networks(self.resolution, self.channel_base, self.channel_max, self.z_dim, device, self.seed,
+                              self.d_class)
         data = make_data(self.minibatches, self.batch, self.batch_gpu, self.resolution, self.z_dim, device, self.seed)
         return G, D, data
 
@@ -358,14 +361,23 @@ def setup_options(function):
         click.option('--threads', type=click.IntRange(min=1), default=1, show_default=True,
                      help='CPU threads for torch.'),
         click.option('--seed', type=int, default=0, show_default=True),
+        click.option('--D-class', 'd_class', default=None, metavar='CLASS',
+                     help="A discriminator class for every configuration (plugins.diffusion.Discriminator for "
+                          "Diffusion-GAN's pipe) [default: upstream's]."),
     ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def make_setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_max, z_dim, device, threads, seed):
+def make_setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_max, z_dim, device, threads, seed,
+               d_class=None):
     batch_gpu = batch_gpu or batch
+    if d_class is not None:
+        try:
+            import_class(d_class)
+        except (ImportError, AttributeError) as err:
+            raise click.BadParameter(f'{d_class}: {type(err).__name__}: {err}', param_hint='--D-class') from None
     if resolution < 4 or resolution & (resolution - 1):
         raise click.BadParameter(f'{resolution} is not a power of two >= 4', param_hint='--resolution')
     try:
@@ -376,7 +388,8 @@ def make_setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_
         raise click.BadParameter(f'batch {batch} is not a multiple of batch_gpu {batch_gpu}', param_hint='--batch-gpu')
     if torch.device(device).type == 'cuda' and not torch.cuda.is_available():
         raise click.BadParameter(f'{device}: CUDA is not available in this PyTorch', param_hint='--device')
-    return Setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_max, z_dim, device, threads, seed)
+    return Setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_max, z_dim, device, threads, seed,
+                 d_class)
 
 
 def describe(setup, repeats):

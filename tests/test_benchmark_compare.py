@@ -91,3 +91,11 @@ def test_bad_options_are_usage_errors(args, message):
     from benchmarks.compare import main
     result = CliRunner().invoke(main, ['--minibatches', '1', '--repeats', '1', '--no-memory', *args])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_diffusion_pipe_against_adas_with_the_timestep_discriminator():
+    lines = compare('--minibatches', 2, '--repeats', 1, '--no-memory', '--method', 'base=training.loss.StyleGAN2Loss',
+                    '--aug', 'ada', '--aug', 'plugins.diffusion.AugmentPipe', '--D-class', 'plugins.diffusion.Discriminator')
+    rows = method_lines(lines, {'base+ada', 'base+plugins.diffusion.AugmentPipe'})
+    assert re.fullmatch(rf'{NUMBER} +1\.000 +{NUMBER} +1\.000', rows['base+ada'])
+    assert re.fullmatch(rf'{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}', rows['base+plugins.diffusion.AugmentPipe'])

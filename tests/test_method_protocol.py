@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from plugins.common.method import Method
-from tests.tiny import Batches, make_loss, one_thread, phase_gradients, tiny_networks  # noqa: F401 (autouse fixture)
+from tests.tiny import (Batches, assert_d_main_adds_logit_term, make_loss, one_thread,  # noqa: F401 (autouse fixture)
+                        phase_gradients, tiny_networks)
 
 
 class SquaredLogits(Method):
@@ -49,22 +50,8 @@ def toy_registered(monkeypatch):
 
 
 def test_a_method_defined_outside_the_package_adds_its_term_to_d(toy_registered):
-    G, D = tiny_networks()
-    batch = Batches(batch=4, batch_gpu=4).next()
-    upstream = phase_gradients(make_loss(G, D, 'training.loss.StyleGAN2Loss'), G, D, batch, 'Dmain')
-    with_toy = make_loss(G, D, 'plugins.Loss', toy={'weight': 0.5})
-    combined = phase_gradients(with_toy, G, D, batch, 'Dmain')
-
-    # The toy term on its own: D's logits of the same fakes (same seed) and reals, differentiated by autograd.
-    real, real_c, z, c = batch
-    torch.manual_seed(7)
-    upstream_loss = make_loss(G, D, 'training.loss.StyleGAN2Loss')
-    gen_img, _ = upstream_loss.run_G(z[0], c[0], sync=False)
-    D.zero_grad(set_to_none=True)
-    (0.5 * (D(real[0], real_c[0]).square().mean() + D(gen_img.detach(), c[0]).square().mean())).backward()
-    term = [p.grad.clone() for p in D.parameters()]
-    for total, base, extra in zip(combined, upstream, term):
-        torch.testing.assert_close(total, base + extra, rtol=1e-5, atol=1e-6)
+    with_toy = assert_d_main_adds_logit_term('plugins.Loss', {'toy': {'weight': 0.5}}, lambda real_logits, gen_logits:
+                                             0.5 * (real_logits.square().mean() + gen_logits.square().mean()))
     assert with_toy.methods['toy'].calls == 1 and with_toy.state_dict()['methods']['toy'] == {'calls': 1}
 
 

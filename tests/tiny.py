@@ -76,3 +76,21 @@ def phase_gradients(loss, G, D, batch, phase, seed=7):
     torch.manual_seed(seed)
     loss.accumulate_gradients(phase, real[0], real_c[0], z[0], c[0], sync=True, gain=1)
     return [p.grad.clone() for p in module.parameters()]
+
+
+def assert_d_main_adds_logit_term(loss_class, options, term):
+    """plugins.Loss's D main gradient equals upstream's plus autograd of `term(real_logits, gen_logits)` computed
+    apart on D's logits of the same reals and fakes (the same seed as phase_gradients)."""
+    G, D = tiny_networks()
+    batch = Batches(batch=4, batch_gpu=4).next()
+    upstream = phase_gradients(make_loss(G, D, 'training.loss.StyleGAN2Loss'), G, D, batch, 'Dmain')
+    loss = make_loss(G, D, loss_class, **options)
+    combined = phase_gradients(loss, G, D, batch, 'Dmain')
+    real, real_c, z, c = batch
+    torch.manual_seed(7)
+    gen_img, _ = make_loss(G, D, 'training.loss.StyleGAN2Loss').run_G(z[0], c[0], sync=False)
+    D.zero_grad(set_to_none=True)
+    term(D(real[0], real_c[0]), D(gen_img.detach(), c[0])).backward()
+    for total, base, extra in zip(combined, upstream, [p.grad for p in D.parameters()]):
+        torch.testing.assert_close(total, base + extra, rtol=1e-5, atol=1e-6)
+    return loss
