@@ -2,7 +2,8 @@
 
     --loss plugins.Loss --loss-kwargs '{"atopk": {"mode": "adaptive"}, "anda": {}, "diggan": {"weight": 100}}'
 
-`plugins.atopk.Loss`, `plugins.anda.Loss` and `plugins.diggan.Loss` are presets of it with one method on.
+`plugins.atopk.Loss`, `plugins.anda.Loss`, `plugins.diggan.Loss`, `plugins.apa.Loss` and `plugins.lecam.Loss` are
+presets of it with one method on.
 Needs upstream's `training` and `torch_utils` packages on sys.path (train.py puts them there)."""
 
 import inspect
@@ -109,12 +110,14 @@ class Loss(StyleGAN2Loss):
       atopk   which fakes update G: G's main loss over the top k of each minibatch (see plugins.atopk.method).
       anda    D's fake term: a mixture of generated images and negatives NDA(x_real) (see plugins.anda.method).
       diggan  an extra D regulariser, the gradient gap between reals and fakes (see plugins.diggan.method).
+      apa     D's real term: some reals replaced by the last G step's fakes (see plugins.apa.method).
+      lecam   a term on D's logits, anchored to moving averages (see plugins.lecam.method).
     Each is given as an object of its options, `true` for its defaults, or `false`/`null` (off, the default).
     With no method on, training is upstream's StyleGAN2Loss exactly (same numbers for the same seed).
 
-    Shared overfitting heuristic: the methods that adapt (ATop-k, and ANDA with alpha 'heuristic') read one p
-    (Eq. 10, ADA's r_t) per run: `target`, `speed_kimg` and `interval` go in either method's options and must
-    agree. With "shared_heuristic": false each gets its own p from the same real logits. The heuristic sees the
+    Shared overfitting heuristic: the methods that adapt (ATop-k; ANDA and APA when their p is the heuristic's)
+    read one p (Eq. 10, ADA's r_t) per run: `target`, `speed_kimg` and `interval` go in any of their options and
+    must agree. With "shared_heuristic": false each gets its own p from the same real logits. The heuristic sees the
     real logits of D's main phases on all ranks and moves p at the start of every `interval`-th minibatch.
 
     Minibatches are learnt from the phase calls (plugins.common.minibatch.MinibatchTracker); upstream's

@@ -228,8 +228,9 @@ def finished_run(outdir, command):
     recorded = Path(outdir) / 'command.json'
     previous = json.loads(recorded.read_text()) if recorded.is_file() else None
     if previous != command:
-        raise click.ClickException(f'{outdir} holds a run made with other options ({shlex.join(previous or ["?"])}; '
-                                   f'now {shlex.join(command)}): use another --outdir, or remove that folder')
+        made = shlex.join(previous) if previous else 'no command.json: an older lowshot.py'
+        raise click.ClickException(f'{outdir} holds a run made with other options ({made}; now '
+                                   f'{shlex.join(command)}): use another --outdir, or remove that folder')
     return done[-1]
 
 
@@ -256,9 +257,12 @@ def check_train_options(cfg, plugin_aug, configs):
         raise click.BadParameter(f'{cfg!r} is not one of train.py\'s configs: {", ".join(cfgs)}', param_hint='--cfg')
     if any(name in PLUGIN_LOSSES for name in configs) and plugin_aug not in ('ada', 'noaug'):
         try:
-            train.import_class('--plugin-aug', plugin_aug)
+            pipe = train.import_class('--plugin-aug', plugin_aug)
         except train.UserError as err:
             raise click.BadParameter(f'{err} (or use ada, noaug)', param_hint='--plugin-aug') from None
+        if getattr(pipe, 'passes_timesteps', False):
+            raise click.BadParameter(f'{plugin_aug} needs its own --D-class, which lowshot.py does not set',
+                                     param_hint='--plugin-aug')
 
 
 def check_writable(option, path):

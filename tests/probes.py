@@ -29,7 +29,7 @@ class RankRecordingLoss(Loss):
             row['diffusion'] = f'T={self.augment_pipe.steps} table={self.augment_pipe.table.tolist()}'
         if 'lecam' in self.methods:
             lecam = self.methods['lecam']
-            row['lecam'] = [float(lecam.ema_real.biased), float(lecam.ema_fake.biased), lecam.ema_real.steps]
+            row['lecam'] = [float(lecam.ema_real.biased), float(lecam.ema_fake.biased), int(lecam.ema_real.steps)]
         with open(os.path.join(os.environ['PROBE_DIR'], f'rank{rank}.jsonl'), 'a') as log:
             log.write(json.dumps(row) + '\n')
 

@@ -93,15 +93,19 @@ def test_discriminator_is_upstreams_with_the_timestep_as_a_label():
 
 
 def test_train_py_runs_diffusion_gan_with_anda_and_the_snapshot_loads(tmp_path, dataset16):
-    run_dir = train(tmp_path / 'runs', dataset16, '--kimg', 0.032, *DIFFUSION, '--loss', 'plugins.Loss',
-                    '--loss-kwargs', json.dumps({'anda': {}}))
-    options = json.loads((run_dir / 'training_options.json').read_text())
-    assert options['ada_kimg'] == 100  # the released speed, from the pipe class
+    fixed = ['--aug', 'plugins.diffusion.AugmentPipe', '--p', '0.5', '--D-class', 'plugins.diffusion.Discriminator']
+    run_dir = train(tmp_path / 'runs', dataset16, '--kimg', 0.032, *fixed, '--loss', 'plugins.Loss',
+                    '--loss-kwargs', json.dumps({'anda': {'alpha': 'ada'}}))
     stats = read_stats(run_dir)[-1]
-    assert stats['Diffusion/T']['mean'] == 10 and stats['Progress/augment']['mean'] == pytest.approx(2 * 16 / 1e5)
-    assert stats['ANDA/alpha']['num'] > 0  # ANDA's alpha follows the diffusion pipe's p
+    assert stats['Diffusion/T']['mean'] == 10 + round(0.5 * 990)  # T follows the fixed p
+    assert stats['ANDA/alpha']['mean'] == 0.5  # ANDA's alpha is the diffusion pipe's p
+    assert json.loads((run_dir / 'training_options.json').read_text())['augment_kwargs']['random_seed'] == 0
     snapshot = max(run_dir.glob('network-snapshot-*.pkl'))
     run_upstream('generate.py', '--network', snapshot, '--seeds', '0', '--outdir', tmp_path / 'images')
+    adaptive = run_upstream('train.py', '--outdir', tmp_path / 'dry', '--data', dataset16, '--cfg', 'cpu', *DIFFUSION,
+                            '--seed', 3, '--dry-run')
+    assert '"ada_kimg": 100' in adaptive.stdout  # the released speed, from the pipe class
+    assert '"random_seed": 3' in adaptive.stdout.split('"augment_kwargs"')[1]  # the tables follow --seed
 
 
 @pytest.mark.parametrize('args, message', [
@@ -113,6 +117,9 @@ def test_train_py_runs_diffusion_gan_with_anda_and_the_snapshot_loads(tmp_path, 
     ([*DIFFUSION, '--aug-kwargs', '{"inner": "bgc"}'], "inner must be one of 'none', 'ada', 'diffaug'; got 'bgc'"),
     (['--aug', 'noaug', '--ada-kimg', '100'], '--ada-kimg sets how fast ADA adjusts p: it needs --aug ada'),
     ([*DIFFUSION, '--ada-kimg', '0'], '--ada-kimg must be a positive number, got 0.0'),
+    (['--aug', 'plugins.diffusion.AugmentPipe', '--p', '0', '--D-class', 'plugins.diffusion.Discriminator'],
+     'with p = 0 is not built, so D would get no timesteps'),
+    ([*DIFFUSION, '--aug-kwargs', '{"random_seed": 1}'], "AugmentPipe has no option 'random_seed'"),
 ])
 def test_bad_combinations_are_refused_before_writing(tmp_path, dataset16, args, message):
     result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', *args,

@@ -1,7 +1,9 @@
 """A full disk (patch 0022): one clear error naming the file and the space it needed, no partial file left behind,
 and every earlier snapshot, stats row and log line whole. Runs on a small tmpfs, which needs root to mount."""
 
+import errno
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -113,3 +115,31 @@ def test_train_py_on_a_full_disk_stops_with_one_line_and_keeps_what_it_wrote(sma
     assert [row['Progress/kimg']['mean'] for row in rows] == [pytest.approx(0.004)]
     log = (run_dir / 'log.txt').read_text()
     assert log.endswith('\n') and f'Error: no space left on device for {second}' in log
+
+
+def test_a_stale_tmp_is_replaced_and_a_failed_write_leaves_nothing_without_a_tmpfs(tmp_path, monkeypatch):
+    path = tmp_path / 'network-snapshot-000004.pkl'
+    stale = tmp_path / 'network-snapshot-000004.pkl.tmp'
+    stale.write_bytes(b'left by a killed run')
+    dnnlib.util.write_whole_file(str(path), b'snapshot')
+    assert path.read_bytes() == b'snapshot' and not stale.exists()
+
+    class FullFile:  # a file on a disk that fills up after a few bytes
+        def __init__(self, *args):
+            self.real = real_open(*args)
+
+        def write(self, data):
+            self.real.write(data[:3])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.real.close()
+
+    real_open = open
+    monkeypatch.setattr(dnnlib.util, 'open', FullFile, raising=False)  # the writer's open() only
+    with pytest.raises(OSError, match=f'no space left on device for {tmp_path / "fakes000008.png"}: it needs'):
+        dnnlib.util.write_whole_file(str(tmp_path / 'fakes000008.png'), b'png bytes')
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

@@ -30,8 +30,13 @@ def test_moving_average_is_tensorflows_zero_debiased_one_over_a_whole_run():
     for step, value in enumerate(values, 1):
         weights = 0.01 * 0.99 ** torch.arange(step - 1, -1, -1, dtype=torch.float64)  # (1 - d) d^(t - i)
         expected = (weights * values[:step]).sum() / (1 - 0.99 ** step)
-        assert average.update(value).item() == pytest.approx(expected.item(), rel=1e-6)
-    assert ZeroDebiasedAverage(0.99).update(torch.tensor(5.0)).item() == 5.0  # the first update is the value itself
+        assert average.update(value * 3, torch.tensor(3.0)).item() == pytest.approx(expected.item(), rel=1e-6)
+        if step == 150:  # an empty batch (a count of 0) leaves the average where it was
+            assert average.update(torch.tensor(0.0), torch.tensor(0.0)).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert int(average.steps) == 300
+    first = ZeroDebiasedAverage(0.99)
+    assert first.update(torch.tensor(0.0), torch.tensor(0.0)).item() == 0.0  # nothing averaged yet
+    assert first.update(torch.tensor(10.0), torch.tensor(2.0)).item() == 5.0  # the first update is the mean itself
 
 
 def test_d_gets_upstreams_gradient_plus_the_weighted_penalty():
@@ -59,6 +64,19 @@ def test_state_restores_the_averages_exactly():
     first, second = (phase_gradients(each, G, D, batch, 'Dmain') for each in (loss, restored))
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert loss.state_dict()['methods']['lecam']['fake']['steps'] == 4
+
+
+def test_chunks_without_generated_images_leave_the_fake_average_finite():
+    G, D = tiny_networks()
+    batches = Batches(batch=4, batch_gpu=1)  # ANDA 'sampled' at lam 0.99: most chunks hold only negatives
+    loss = make_loss(G, D, 'plugins.Loss', lecam={'weight': 0.5}, anda={'lam': 0.99, 'estimator': 'sampled'})
+    for _ in range(3):
+        batch = batches.next()
+        for phase in ('Gmain', 'Dmain'):
+            gradients = phase_gradients(loss, G, D, batch, phase)
+            assert all(torch.isfinite(g).all() for g in gradients), phase
+    lecam = loss.methods['lecam']
+    assert torch.isfinite(lecam.ema_fake.biased) and int(lecam.ema_real.steps) == 3 > int(lecam.ema_fake.steps)
 
 
 @pytest.mark.parametrize('options, message', [

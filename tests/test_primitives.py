@@ -267,6 +267,16 @@ def test_existing_output_needs_overwrite_which_replaces_only_a_dataset(tmp_path,
     assert ('it is not a zip file' if name.endswith('.zip') else "which is not part of a dataset") in result.output
     assert (other if name.endswith('.zip') else other / 'notes.txt').read_bytes() == b'keep me'
 
+    photos = tmp_path / ('photos.zip' if name.endswith('.zip') else 'photos')  # PNGs, but not a dataset
+    if name.endswith('.zip'):
+        with zipfile.ZipFile(photos, 'w') as archive:
+            archive.writestr('holiday.png', b'png bytes')
+    else:
+        photos.mkdir()
+        (photos / 'holiday.png').write_bytes(b'png bytes')
+    result = _run_cli('--outdir', photos, '--count', 2, '--resolution', 8, '--overwrite', '--workers', 1)
+    assert result.exit_code == 2 and 'it has no dataset.json' in result.output
+
 
 def test_failure_midway_leaves_nothing_behind(tmp_path, monkeypatch):
     def failing_synthesize(name, seed, index, resolution):

@@ -84,7 +84,7 @@ def grey_snapshot(tmp_path_factory):
     return max(run_dir.glob('network-snapshot-*.pkl'))
 
 
-def test_style_mixing_refuses_bad_input(tmp_path, snapshot, grey_snapshot):
+def test_style_mixing_refuses_bad_input(tmp_path, snapshot):
     out = tmp_path / 'out'
     mix = ['--network', snapshot, '--rows', '0-1', '--cols', '2']
     for args, message in [

@@ -11,14 +11,13 @@ class Discriminator(UpstreamDiscriminator):
     """Upstream's D conditioned on the diffusion timestep as on a class label: (c, t) enters its mapping network,
     whose output projects the epilogue's features (c_dim + t_dim conditioning inputs), as released. It takes the
     (x_t, t) pairs of plugins.diffusion.AugmentPipe; a plain image is one at t = 0 (undiffused, as the pipe's
-    table gives half the time). t_dim 1 (released)."""
+    table gives half the time)."""
 
     takes_timesteps = True
 
-    def __init__(self, c_dim, img_resolution, img_channels, t_dim=1, **kwargs):
-        super().__init__(c_dim=c_dim + t_dim, img_resolution=img_resolution, img_channels=img_channels, **kwargs)
-        self.t_dim = t_dim
+    def __init__(self, c_dim, img_resolution, img_channels, **kwargs):
+        super().__init__(c_dim=c_dim + 1, img_resolution=img_resolution, img_channels=img_channels, **kwargs)
 
     def forward(self, img, c, **block_kwargs):
-        img, t = img if isinstance(img, tuple) else (img, torch.zeros([img.shape[0], self.t_dim], device=img.device))
+        img, t = img if isinstance(img, tuple) else (img, torch.zeros([img.shape[0], 1], device=img.device))
         return super().forward(img, torch.cat([c, t.to(c.dtype)], dim=1), **block_kwargs)  # plain images: t = 0

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch_utils import persistence, training_stats
 
-from plugins.common.options import check_choice, check_range
+from plugins.common.options import check_choice, check_int_range, check_range
 from plugins.diffusion.core import (SCHEDULES, TABLE_SIZE, TIMESTEP_DISTRIBUTIONS, beta_schedule, check_lengths,
                                     diffusion_length, q_sample, signal_and_noise_scales, timestep_table)
 
@@ -23,9 +23,10 @@ class AugmentPipe(torch.nn.Module):
 
     Options (released defaults): beta_schedule 'linear' (beta_start 1e-4, beta_end 2e-2), t_min 10, t_max 1000,
     noise_std 0.05, ts_dist 'priority' (P(t) proportional to t - 1) or 'uniform', inner augmentation 'none', 'ada'
-    (upstream's bgc pipe at p = min(p, ada_maxp), ada_maxp 0.25) or 'diffaug' (DiffAugment), applied before the
-    diffusion; seed of the tables' draws. The table is a function of (seed, number of adjustments), so every rank
-    holds the same one and a resumed run continues it; the per-image draws use the training loop's generator.
+    (upstream's bgc pipe at p = min(p, ada_maxp), ada_maxp 0.25, 0: no cap, as released) or 'diffaug'
+    (DiffAugment), applied before the diffusion; `seed` of the tables' draws, by default the run's --seed (train.py
+    passes it as random_seed). The table is a function of (seed, number of adjustments), so every rank holds the
+    same one and a resumed run continues it; the per-image draws use the training loop's generator.
 
     Stats: 'Diffusion/T' at each adjustment (p is upstream's 'Progress/augment').
     """
@@ -34,7 +35,7 @@ class AugmentPipe(torch.nn.Module):
     ada_kimg = 100  # the released --ada_kimg default, used by train.py unless --ada-kimg is given
 
     def __init__(self, beta_schedule='linear', beta_start=1e-4, beta_end=2e-2, t_min=10, t_max=1000, noise_std=0.05,
-                 ts_dist='priority', inner='none', ada_maxp=0.25, seed=0):
+                 ts_dist='priority', inner='none', ada_maxp=0.25, seed=None, random_seed=0):
         super().__init__()
         check_choice('beta_schedule', beta_schedule, SCHEDULES)
         check_range('beta_start', beta_start, 0, 1, low_inclusive=False)
@@ -44,9 +45,11 @@ class AugmentPipe(torch.nn.Module):
         check_choice('ts_dist', ts_dist, TIMESTEP_DISTRIBUTIONS)
         check_choice('inner', inner, INNER_AUGMENTATIONS)
         check_range('ada_maxp', ada_maxp, 0, 1)
+        if seed is not None:
+            check_int_range('seed', seed, 0)
         self.schedule = dict(name=beta_schedule, beta_start=float(beta_start), beta_end=float(beta_end))
         self.t_min, self.t_max, self.noise_std, self.ts_dist = t_min, t_max, float(noise_std), ts_dist
-        self.ada_maxp, self.seed = float(ada_maxp), int(seed)
+        self.ada_maxp, self.seed = float(ada_maxp), int(random_seed if seed is None else seed)
         self.register_buffer('p', torch.zeros([]))
         self.register_buffer('adjustments', torch.zeros([], dtype=torch.int64))
         self.inner, self.inner_kind = None, inner
@@ -73,7 +76,7 @@ class AugmentPipe(torch.nn.Module):
         self.table = timestep_table(self.steps, self.ts_dist, rng).to(device)
         self.signal, self.noise_scale = signal.to(device), noise.to(device)
         if self.inner_kind == 'ada':
-            self.inner.p.copy_(torch.as_tensor(min(p, self.ada_maxp)))
+            self.inner.p.copy_(torch.as_tensor(min(p, self.ada_maxp) if self.ada_maxp else p))
         training_stats.report('Diffusion/T', self.steps)
 
     @torch.no_grad()

@@ -10,13 +10,11 @@ from plugins.common.overfit import distributed_world_size
 from plugins.lecam.core import FORMS, ZeroDebiasedAverage, lecam_penalty
 
 
-def _mean_over_ranks(values):
-    """The mean of each entry over the ranks, so that every rank holds the same averages."""
-    world_size = distributed_world_size()
-    if world_size > 1:
+def _sum_over_ranks(values):
+    """Each entry summed over the ranks, so that every rank holds the same averages."""
+    if distributed_world_size() > 1:
         values = values.clone()
         torch.distributed.all_reduce(values)
-        values /= world_size
     return values
 
 
@@ -31,8 +29,9 @@ class LeCam(Method):
       decay   the moving averages' decay (default 0.99), zero-debiased as TensorFlow's `assign_moving_average`.
       form    'released' (default): mean(relu(D(x) - a_F)^2) + mean(relu(a_R - D(G(z)))^2), as in both released
               implementations; 'paper': Eq. 3 without the relu.
-    With several processes the chunk's means are averaged over ranks before the update, so every rank holds the
-    same averages (the released TensorFlow code kept one per GPU).
+    With several processes the averages take the mean over every rank's chunk, so every rank holds the same
+    averages (the released TensorFlow code kept one per GPU). A chunk without generated images (ANDA 'sampled'
+    can fill every slot with negatives) leaves the fake average as it is and adds no fake term.
 
     Stats: 'LeCam/penalty' (R_LC before the weight), 'LeCam/ema_real' and 'LeCam/ema_fake' per D main chunk.
     """
@@ -59,8 +58,10 @@ class LeCam(Method):
         return self.weight > 0
 
     def d_logit_terms(self, real_logits, gen_logits):
-        means = _mean_over_ranks(torch.stack([real_logits.detach().mean(), gen_logits.detach().mean()]))
-        ema_real, ema_fake = self.ema_real.update(means[0]), self.ema_fake.update(means[1])
+        real, fake = real_logits.detach().to(torch.float64), gen_logits.detach().to(torch.float64)
+        totals = _sum_over_ranks(torch.stack([real.sum(), real.new_tensor(real.numel()),
+                                              fake.sum(), fake.new_tensor(fake.numel())]))
+        ema_real, ema_fake = self.ema_real.update(totals[0], totals[1]), self.ema_fake.update(totals[2], totals[3])
         penalty = lecam_penalty(real_logits, gen_logits, ema_real, ema_fake, self.form)
         training_stats.report('LeCam/penalty', penalty)
         training_stats.report('LeCam/ema_real', ema_real)

@@ -17,16 +17,21 @@ def _check_resolution(_ctx, _param, value):
 
 
 def _not_a_dataset(path):
-    """Why `path` is not something this tool writes (a zip, or a folder of PNGs and dataset.json), or None."""
+    """Why `path` is not something this tool writes (a zip or a folder holding PNGs and a dataset.json at its
+    root, nothing else), or None."""
     if is_zip_path(path):
-        return None if os.path.isfile(path) and zipfile.is_zipfile(path) else 'it is not a zip file'
-    if not os.path.isdir(path) or os.path.islink(path):
+        if not (os.path.isfile(path) and zipfile.is_zipfile(path)):
+            return 'it is not a zip file'
+        with zipfile.ZipFile(path) as archive:
+            names = [name for name in archive.namelist() if not name.endswith('/')]
+    elif not os.path.isdir(path) or os.path.islink(path):
         return 'it is not a folder'
-    for folder, _subfolders, files in os.walk(path):
-        for name in files:
-            if not name.lower().endswith('.png') and name != 'dataset.json':
-                return f'it holds {os.path.join(folder, name)!r}, which is not part of a dataset'
-    return None
+    else:
+        names = [os.path.relpath(os.path.join(folder, name), path) for folder, _, files in os.walk(path) for name in files]
+    other = next((name for name in names if not name.lower().endswith('.png') and name != 'dataset.json'), None)
+    if other is not None:
+        return f'it holds {other!r}, which is not part of a dataset'
+    return None if 'dataset.json' in names else 'it has no dataset.json'
 
 
 def _check_target(path, overwrite, kind='dataset'):
