@@ -46,3 +46,10 @@ def test_bad_network_classes_and_options_are_refused_before_writing(tmp_path, da
                           check=False)
     assert result.returncode == 2 and message in result.stdout + result.stderr, result.stdout + result.stderr
     assert not (tmp_path / 'runs').exists()
+
+
+def test_network_options_merge_into_the_base_config(tmp_path, dataset16):
+    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', '--dry-run',
+                          '--D-kwargs', '{"epilogue_kwargs": {"mbstd_num_channels": 2}}', '--fp32', 'true')
+    options = json.loads(result.stdout[result.stdout.index('{'):result.stdout.rindex('}') + 1])['D_kwargs']
+    assert options['epilogue_kwargs'] == {'mbstd_group_size': 4, 'mbstd_num_channels': 2}  # the cfg's group size kept

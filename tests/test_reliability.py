@@ -129,6 +129,14 @@ def test_another_spelling_of_the_same_data_restores_the_state(tmp_path, dataset1
     assert load_snapshot(run_dir)['training_state']['data_path'] == str(dataset16.resolve())
 
 
+def test_an_explicit_ada_kimg_is_kept_over_the_resumed_runs(tmp_path, dataset16, first_leg):
+    snapshot = max(first_leg.glob('network-snapshot-*.pkl'))
+    common = [arg if arg != '2' else '5' for arg in COMMON]  # the first leg ran at --ada-kimg 2
+    run_dir = train(tmp_path / 'runs', dataset16, '--kimg', 0.068, '--resume', snapshot, *common)
+    assert 'Training state: restored' in (run_dir / 'log.txt').read_text()
+    assert load_snapshot(run_dir)['training_state']['ada_kimg'] == 5
+
+
 def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monkeypatch):
     monkeypatch.setenv('PROBE_DIR', str(tmp_path))
     heuristic = {'speed_kimg': 0.02}  # p moves 0.8 per adjustment
