@@ -1,6 +1,7 @@
 """The method protocol of the combined loss (`plugins.Loss`): a method implements only the hooks it needs.
 
-The loss calls, for every method that is on and `active`, in the registry's order (`plugins.methods.METHODS`):
+The loss calls, in the registry's order (`plugins.methods.METHODS`), for every method that is on (`attach`,
+`describe` and the state) or on and `active` (the rest):
   at construction   `attach(augment_pipe)`, then prints `describe()` if it says something;
   each minibatch    `begin_minibatch(tracker, rank, world_size, p_host)` at its first G main call (after the
                     heuristics moved), `end_minibatch(tracker)` once its G rounds are counted;
