@@ -1,4 +1,4 @@
-# Two commands for a fresh clone: `make demo` (set up, then train a small demo on the CPU) and `make test`.
+# Two commands for a fresh clone: `make demo` (set up, then a 10-minute plugin run on Fashion-MNIST) and `make test`.
 PYTHON ?= python3
 TORCH  ?= torch==2.13.0
 VENV   := .venv
