@@ -2,8 +2,8 @@
 
     --loss plugins.Loss --loss-kwargs '{"atopk": {"mode": "adaptive"}, "anda": {}, "diggan": {"weight": 100}}'
 
-`plugins.atopk.Loss`, `plugins.anda.Loss`, `plugins.diggan.Loss`, `plugins.apa.Loss` and `plugins.lecam.Loss` are
-presets of it with one method on.
+`plugins.atopk.Loss`, `plugins.anda.Loss`, `plugins.diggan.Loss`, `plugins.apa.Loss`, `plugins.lecam.Loss` and
+`plugins.insgen.Loss` are presets of it with one method on.
 Needs upstream's `training` and `torch_utils` packages on sys.path (train.py puts them there)."""
 
 import inspect
@@ -112,6 +112,7 @@ class Loss(StyleGAN2Loss):
       diggan  an extra D regulariser, the gradient gap between reals and fakes (see plugins.diggan.method).
       apa     D's real term: some reals replaced by the last G step's fakes (see plugins.apa.method).
       lecam   a term on D's logits, anchored to moving averages (see plugins.lecam.method).
+      insgen  instance discrimination on D's features, for D and G (see plugins.insgen.method).
     Each is given as an object of its options, `true` for its defaults, or `false`/`null` (off, the default).
     With no method on, training is upstream's StyleGAN2Loss exactly (same numbers for the same seed).
 
@@ -123,15 +124,17 @@ class Loss(StyleGAN2Loss):
     Minibatches are learnt from the phase calls (plugins.common.minibatch.MinibatchTracker); upstream's
     style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.
     `state_dict`/`load_state_dict` hold every method's state, the heuristics, the minibatch counters and pl_mean.
-    train.py passes the run's `random_seed`, `training_set_size`, `ada_target` and `batch_size` (patch 0013) to the
-    methods that take them.
+    train.py passes the run's `random_seed`, `training_set_size`, `ada_target` and `batch_size` (patch 0013), and
+    `xflip` and the optimizers' settings (patch 0026), to the methods that take them.
     """
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, shared_heuristic=True,
                  style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2, pl_decay=0.01, pl_weight=2, random_seed=0,
-                 training_set_size=None, ada_target=None, batch_size=None, **methods):
+                 training_set_size=None, ada_target=None, batch_size=None, xflip=False, G_opt_kwargs=None,
+                 D_opt_kwargs=None, G_reg_interval=4, D_reg_interval=16, **methods):
         facts = {'random_seed': random_seed, 'training_set_size': training_set_size, 'ada_target': ada_target,
-                 'batch_size': batch_size}
+                 'batch_size': batch_size, 'xflip': xflip, 'G_opt_kwargs': G_opt_kwargs, 'D_opt_kwargs': D_opt_kwargs,
+                 'G_reg_interval': G_reg_interval, 'D_reg_interval': D_reg_interval}
         parsed = _parse_methods(methods, shared_heuristic, facts)
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
                          style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink,
@@ -146,18 +149,20 @@ class Loss(StyleGAN2Loss):
         self.p_host = {name: 0.0 for name in self.heuristics}  # each heuristic's p, read at its adjustments
         for method in self.methods.values():
             method.attach(augment_pipe)
+            method.attach_discriminator(D)
             if method.describe() is not None and _rank_and_world_size()[0] == 0:
                 print(method.describe())
         self.tracker = MinibatchTracker()
 
     @staticmethod
-    def check_options(shared_heuristic=True, augment_pipe=None, ada_target=None, batch_size=None, **options):
+    def check_options(shared_heuristic=True, augment_pipe=None, ada_target=None, batch_size=None,
+                      training_set_size=None, xflip=False, **options):
         """Validate the methods' options (upstream's own are left to upstream); raises ValueError. train.py also
-        passes `augment_pipe`, whether the run will have one, `ada_target` and `batch_size`, for the options that
-        need them."""
-        specs = {name: spec for name, spec in options.items() if name not in UPSTREAM_OPTIONS + ('random_seed',
-                                                                                                'training_set_size')}
-        facts = {'ada_target': ada_target, 'batch_size': batch_size}
+        passes `augment_pipe`, whether the run will have one, and the facts `ada_target`, `batch_size`,
+        `training_set_size` and `xflip`, for the options that need them."""
+        specs = {name: spec for name, spec in options.items() if name not in UPSTREAM_OPTIONS + ('random_seed',)}
+        facts = {'ada_target': ada_target, 'batch_size': batch_size, 'training_set_size': training_set_size,
+                 'xflip': xflip}
         parsed = _parse_methods(specs, shared_heuristic, facts)
         if augment_pipe is False:  # the run has no pipe: a method that reads one must say so now
             for cls, method_options, _ in parsed.values():
@@ -226,7 +231,10 @@ class Loss(StyleGAN2Loss):
             else:
                 per_image = torch.nn.functional.softplus(-gen_logits)  # -log(sigmoid(gen_logits))
                 training_stats.report('Loss/G/loss', per_image)
-                loss_Gmain = per_image.mean()
+                loss_Gmain = per_image
+            for method in self._on('g_main_terms'):
+                loss_Gmain = loss_Gmain + method.g_main_terms(gen_img, gen_c)  # per image, as released InsGen adds it
+            loss_Gmain = loss_Gmain.mean()
         with torch.autograd.profiler.record_function('Gmain_backward'):
             loss_Gmain.mul(gain).backward()
 
@@ -252,7 +260,7 @@ class Loss(StyleGAN2Loss):
             return torch.autograd.grad(outputs=[logits.sum()], inputs=inputs, create_graph=True, only_inputs=True)
 
     def _d_fake_term(self, real_img, gen_z, gen_c, gradder):
-        """D's fake term of a D main phase: (per-image loss, generated images' logits, the fakes' input-gradient
+        """D's fake term of a D main phase: (per-image loss, generated images, their logits, the fakes' input-gradient
         norms for `gradder`, the method with a gradient term in this phase, or None)."""
         faker = next(iter(self._on('d_fake_inputs')), None)
         gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
@@ -269,7 +277,7 @@ class Loss(StyleGAN2Loss):
         gen_logits = all_logits[0] if faker is None else faker.generated_logits(batches, all_logits)
         training_stats.report('Loss/scores/fake', gen_logits)
         training_stats.report('Loss/signs/fake', gen_logits.sign())
-        return loss_Dgen, gen_logits, fake_norms
+        return loss_Dgen, gen_img, gen_logits, fake_norms
 
     def _fake_norms(self, images, c, gradder):
         """(D's logits of images, per-image input-gradient norms for `gradder`), the images detached from G."""
@@ -286,10 +294,10 @@ class Loss(StyleGAN2Loss):
 
         # Dmain: minimize logits for generated images (and ANDA's negatives). A method whose term needs the fake
         # and real passes together keeps the fake term's graph for one backward with the real pass.
-        loss_Dgen, gen_logits, fake_norms = 0, None, None
+        loss_Dgen, gen_img, gen_logits, fake_norms = 0, None, None, None
         if do_Dmain:
             with torch.autograd.profiler.record_function('Dgen_forward'):
-                loss_Dgen, gen_logits, fake_norms = self._d_fake_term(real_img, gen_z, gen_c, gradder)
+                loss_Dgen, gen_img, gen_logits, fake_norms = self._d_fake_term(real_img, gen_z, gen_c, gradder)
             if not joint:
                 with torch.autograd.profiler.record_function('Dgen_backward'):
                     loss_Dgen.mean().mul(gain).backward()
@@ -336,12 +344,19 @@ class Loss(StyleGAN2Loss):
                     real_norms = grads[gradder.input_grad_wrt].flatten(1).norm(dim=1)
                     extra_terms.append(gradder.d_gradient_term(real_norms, fake_norms))
                 extra_terms += [method.d_logit_terms(real_logits, gen_logits) for method in logit_terms]
+                main_terms = [method.d_main_terms(real_img, real_c, gen_img, gen_z, gen_c, self.run_G)
+                              for method in self._on('d_main_terms')] if do_Dmain else []
 
             with torch.autograd.profiler.record_function(name + '_backward'):
                 total = (real_logits * 0 + loss_Dreal + loss_Dr1).mean()
                 if joint:
                     total = total + sum(extra_terms) + (loss_Dgen.mean() if do_Dmain else 0)
+                if main_terms:
+                    total = total + sum(main_terms)
                 total.mul(gain).backward()
+            if do_Dmain:
+                for method in self._on('after_d_main_backward'):
+                    method.after_d_main_backward()
 
     # ------------------------------------------------------------------------------------------------------------
     # State.

@@ -9,6 +9,7 @@ METHODS = {
     'diggan': 'plugins.diggan.method.DigGAN',
     'apa': 'plugins.apa.method.APA',
     'lecam': 'plugins.lecam.method.LeCam',
+    'insgen': 'plugins.insgen.method.InsGen',
 }
 
 

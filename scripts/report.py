@@ -11,7 +11,8 @@ over those runs (seeds), and these plots, each only when it has something to sho
     fid.png                  FID against kimg, one line per group (mean over seeds, band +- std)
     score-gap.png            mean D(x) - mean D(G(z)) per tick (Loss/scores/real minus Loss/scores/fake)
     augment-p.png            the augment probability p (Progress/augment) of the runs that augment
-    controllers-<NAME>.png   one panel per stats key starting with ATopk/, ANDA/, DigGAN/, APA/, LeCam/ or Diffusion/
+    controllers-<NAME>.png   one panel per stats key starting with ATopk/, ANDA/, DigGAN/, APA/, LeCam/, InsGen/
+                             or Diffusion/
 
 Runs that start from another run's snapshot (--resume, e.g. fine-tuning after Primitives-PS pretraining) form
 their own groups, marked "fine-tuned". When a group has a from-scratch counterpart (same method, augmentation and
@@ -36,7 +37,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-CONTROLLER_PREFIXES = ('ATopk/', 'ANDA/', 'DigGAN/', 'APA/', 'LeCam/', 'Diffusion/')
+CONTROLLER_PREFIXES = ('ATopk/', 'ANDA/', 'DigGAN/', 'APA/', 'LeCam/', 'InsGen/', 'Diffusion/')
 PLOT_NAMES = ('fid.png', 'score-gap.png', 'augment-p.png',
               *(f'controllers-{prefix.rstrip("/")}.png' for prefix in CONTROLLER_PREFIXES))
 CONVERGENCE_FRACTION = 0.95     # Primitives-PS: the kimg where a run reaches 95% of the scratch baseline's best FID

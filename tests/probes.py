@@ -30,6 +30,11 @@ class RankRecordingLoss(Loss):
         if 'lecam' in self.methods:
             lecam = self.methods['lecam']
             row['lecam'] = [float(lecam.ema_real.biased), float(lecam.ema_fake.biased), int(lecam.ema_real.steps)]
+        if 'insgen' in self.methods:  # exact float sums: equal only if every rank holds the same tensors
+            insgen = self.methods['insgen']
+            tensors = [*insgen.D_momentum.state_dict().values(), *insgen.heads['real'].state_dict().values(),
+                       *insgen.heads['fake'].state_dict().values()]
+            row['insgen'] = [float(t.double().sum()) for t in tensors]
         with open(os.path.join(os.environ['PROBE_DIR'], f'rank{rank}.jsonl'), 'a') as log:
             log.write(json.dumps(row) + '\n')
 

@@ -1,7 +1,7 @@
 """plugins.Loss, the combination of the registered methods: presets equal the combination with one method, a method
 switched off equals its absence, one shared heuristic, option errors, and train.py runs of every pair of ATop-k,
 ANDA and DigGAN and the triple (which also cover DigGAN's two cadences and every --aug mode: DiffAugment, ada,
-fixed; noaug is in the single-method tests), and of each of them with APA and LeCam."""
+fixed; noaug is in the single-method tests), and of each of them with APA and LeCam, and with InsGen."""
 
 import copy
 import json
@@ -133,6 +133,7 @@ def test_state_dict_restores_every_method():
 # ----------------------------------------------------------------------------------------------------------------
 # train.py runs.
 
+QUEUES = {'real_queue_size': 4, 'fake_queue_size': 4}  # the default, 5% of the 16 images, would be 0
 RUNS = [
     ({'atopk': {}, 'anda': {}}, ['--aug', 'plugins.diffaug.AugmentPipe'], ['ATopk', 'ANDA']),
     ({'atopk': {'mode': 'fixed', 'k': 2}, 'diggan': {'weight': 10, 'cadence': 'lazy', 'wrt': 'before'}},
@@ -146,8 +147,11 @@ RUNS = [
     ({'anda': {}, 'apa': {}, 'lecam': {}}, ['--aug', 'ada'], ['ANDA', 'APA', 'LeCam']),
     ({'diggan': {'cadence': 'lazy'}, 'apa': {'p': 0.5}, 'lecam': {'form': 'paper'}}, ['--aug', 'noaug'],
      ['DigGAN', 'APA', 'LeCam']),
+    ({'insgen': QUEUES, 'atopk': {}}, ['--aug', 'ada'], ['InsGen', 'ATopk']),
+    ({'insgen': QUEUES, 'anda': {}}, ['--aug', 'plugins.diffaug.AugmentPipe'], ['InsGen', 'ANDA']),
+    ({'insgen': QUEUES, 'diggan': {'cadence': 'every'}}, ['--aug', 'fixed', '--p', '0.2'], ['InsGen', 'DigGAN']),
 ]
-PREFIXES = {'ATopk', 'ANDA', 'DigGAN', 'APA', 'LeCam'}
+PREFIXES = {'ATopk', 'ANDA', 'DigGAN', 'APA', 'LeCam', 'InsGen'}
 
 
 @pytest.mark.parametrize('options, aug, prefixes', RUNS, ids=['+'.join(r[2]) for r in RUNS])
@@ -159,7 +163,8 @@ def test_train_py_runs_every_pair_and_the_triple(tmp_path, dataset16, options, a
                 'ANDA': ['ANDA/alpha', 'ANDA/negative_share', 'ANDA/score_gap', 'ANDA/scores/negative', 'ANDA/eta'],
                 'DigGAN': ['DigGAN/real_norm', 'DigGAN/fake_norm', 'DigGAN/gap', 'DigGAN/penalty'],
                 'APA': ['APA/p', 'APA/pseudo_share', 'APA/eta'],
-                'LeCam': ['LeCam/penalty', 'LeCam/ema_real', 'LeCam/ema_fake']}
+                'LeCam': ['LeCam/penalty', 'LeCam/ema_real', 'LeCam/ema_fake'],
+                'InsGen': ['InsGen/real_instance', 'InsGen/fake_instance', 'InsGen/fake_instance_G']}
     if aug == ['--aug', 'ada']:  # ANDA's alpha and APA's p are then ADA's p, with no heuristic of their own
         expected['ANDA'].remove('ANDA/eta')
         expected['APA'].remove('APA/eta')

@@ -13,7 +13,8 @@ import torch
 
 from tests.conftest import read_stats, run_upstream, train
 
-ADAPTIVE = {'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every', 'smoothing': 0.5}, 'apa': {}, 'lecam': {}}
+ADAPTIVE = {'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every', 'smoothing': 0.5}, 'apa': {}, 'lecam': {},
+            'insgen': {'real_queue_size': 4, 'fake_queue_size': 6}}
 DIFFUSION = ['--aug', 'plugins.diffusion.AugmentPipe', '--target', '0.6', '--D-class', 'plugins.diffusion.Discriminator']
 COMMON = [*DIFFUSION, '--ada-kimg', '2', '--loss', 'plugins.Loss', '--loss-kwargs', json.dumps(ADAPTIVE)]
 
@@ -141,7 +142,7 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
     monkeypatch.setenv('PROBE_DIR', str(tmp_path))
     heuristic = {'speed_kimg': 0.02}  # p moves 0.8 per adjustment
     options = {'atopk': heuristic, 'anda': {'alpha': 'heuristic', **heuristic}, 'apa': {'p': 'heuristic', **heuristic},
-               'lecam': {}}
+               'lecam': {}, 'insgen': {'real_queue_size': 4, 'fake_queue_size': 6}}
     train(tmp_path / 'runs', dataset16, '--kimg', 0.1, '--gpus', 2, *DIFFUSION, '--ada-kimg', 0.5,
           '--loss', 'tests.probes.RankRecordingLoss', '--loss-kwargs', json.dumps(options))
     ranks = [[json.loads(line) for line in (tmp_path / f'rank{rank}.jsonl').read_text().splitlines()]
@@ -152,6 +153,7 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
     assert [row['lecam'][2] for row in ranks[0]] == list(range(25))  # LeCam's averages: one update per minibatch,
     assert len({tuple(row['lecam'][:2]) for row in ranks[0]}) == 25  # each moving them, identically on both ranks
     assert len({row['diffusion'] for row in ranks[0][1:]}) > 1  # and Diffusion-GAN's T and table
+    assert len({tuple(row['insgen']) for row in ranks[0]}) == 25  # and InsGen's momentum D, heads and queues
 
 
 def failing_run(tmp_path, dataset16, loss_class):
@@ -208,6 +210,11 @@ BAD_INPUT = [
      "unknown entries ['zoom']"),
     ('anda alpha ada without a pipe', ['--loss', 'plugins.anda.Loss', '--loss-kwargs', '{"alpha": "ada"}', '--aug', 'noaug'],
      "--loss: ANDA alpha='ada' follows the augment pipe's p, but this run has no augment pipe"),
+    ('insgen without a pipe', ['--loss', 'plugins.insgen.Loss', '--loss-kwargs',
+                               '{"real_queue_size": 4, "fake_queue_size": 4}', '--aug', 'noaug'],
+     '--loss: InsGen makes two views of every image with the augment pipe, and this run has none'),
+    ('insgen default queue on 16 images', ['--loss', 'plugins.Loss', '--loss-kwargs', '{"insgen": {}}', '--aug', 'ada'],
+     '--loss: the default queue size, 5% of the 16 images, is 0; give real_queue_size and fake_queue_size'),
     ('unknown plugin', ['--loss', 'plugins.nosuch.Loss'], "--loss: cannot import module 'plugins.nosuch'"),
     ('unknown pipe', ['--aug', 'plugins.diffaug.NoPipe'], "--aug: module 'plugins.diffaug' has no class 'NoPipe'"),
     ('resume architecture', ['--cfg', 'auto', '--resume', 'SNAPSHOT'],

@@ -2,11 +2,12 @@
 
 The loss calls, in the registry's order (`plugins.methods.METHODS`), for every method that is on (`attach`,
 `describe` and the state) or on and `active` (the rest):
-  at construction   `attach(augment_pipe)`, then prints `describe()` if it says something;
+  at construction   `attach(augment_pipe)`, `attach_discriminator(D)` (D as the loss has it: DDP-wrapped with
+                    several processes), then prints `describe()` if it says something;
   each minibatch    `begin_minibatch(tracker, rank, world_size, p_host)` at its first G main call (after the
                     heuristics moved), `end_minibatch(tracker)` once its G rounds are counted;
   G main            `g_main_loss(gen_logits, round_index)`: G's main loss of the chunk, in place of upstream's
-                    mean(softplus(-D(G(z)))). One method at most.
+                    mean(softplus(-D(G(z)))). One method at most. `g_main_terms(gen_img, gen_c)`: a term added to it.
   D main, fakes     `d_fake_inputs(gen_img, real_img, p)`: the batches D's fake term sees, as
                     [(images, weight or None, is_negative or None)]; `generated_logits(batches, logits)` then picks
                     the generated images' logits for the stats. One method at most.
@@ -15,6 +16,10 @@ The loss calls, in the registry's order (`plugins.methods.METHODS`), for every m
                     `d_gradient_term(real_norms, fake_norms)`, from per-image gradient norms of D's logits with
                     respect to its inputs, to that phase's one D backward. One method at most.
   D main, logits    `d_logit_terms(real_logits, gen_logits)`: a term on D's logits, added to D main's backward.
+  D main, extra     `d_main_terms(real_img, real_c, gen_img, gen_z, gen_c, run_G)`, after D's real pass: a term
+                    from further passes (e.g. through D's features), added to D main's backward;
+                    `after_d_main_backward()` then runs after that backward (e.g. a step of the method's own
+                    optimizers).
   G main, fakes     `observe_fakes(gen_img)`: the generated images of each G main chunk (detached).
   state             `state_dict()` / `load_state_dict(state)` for exact resume.
 `p` is the method's overfitting-heuristic p (a tensor) when it `uses_heuristic`, else None; a method that reads
@@ -53,6 +58,9 @@ class Method:
         """A line printed at the start of training, or None."""
         return None
 
+    def attach_discriminator(self, D):
+        """Keep what the method reads from D or copies of it; raise ValueError when D lacks what it needs."""
+
     def begin_minibatch(self, tracker, rank, world_size, p_host):
         pass
 
@@ -63,6 +71,9 @@ class Method:
         pass
 
     def g_main_loss(self, gen_logits, round_index):
+        raise NotImplementedError
+
+    def g_main_terms(self, gen_img, gen_c):
         raise NotImplementedError
 
     def d_fake_inputs(self, gen_img, real_img, p):
@@ -83,6 +94,12 @@ class Method:
 
     def d_logit_terms(self, real_logits, gen_logits):
         raise NotImplementedError
+
+    def d_main_terms(self, real_img, real_c, gen_img, gen_z, gen_c, run_G):
+        raise NotImplementedError
+
+    def after_d_main_backward(self):
+        pass
 
     def state_dict(self):
         return {}
