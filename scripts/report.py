@@ -3,7 +3,7 @@ PNG plots in one folder.
 
     python scripts/report.py RUN_DIR [RUN_DIR ...] --out DIR [--metric fid50k_full]
 
-A RUN_DIR is what train.py writes (training_options.json, stats.jsonl, metric-*.jsonl); a folder holding run
+A RUN_DIR is what train.py writes (training_options.json, stats.jsonl or .gz, metric-*.jsonl); a folder holding run
 directories (train.py's --outdir) stands for all of them. Writes DIR/report.md with one row per run and, for
 every (method, augmentation, dataset) shared by several runs, a row with the mean +- sample standard deviation
 over those runs (seeds), and these plots, each only when it has something to show:
@@ -27,6 +27,7 @@ last tick that saved that snapshot file (or the exact kimg in its name, network-
 
 import collections
 import dataclasses
+import gzip
 import json
 import math
 import os
@@ -64,7 +65,7 @@ def _read_jsonl(path):
     """The rows of a JSON-lines file, each a JSON object, as (line number, row). A last line without its newline
     that does not parse is a row whose write was interrupted (a killed run): it is left out; any other bad line is
     an error."""
-    text = path.read_text()
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == '.gz' else path.read_text()
     lines = text.splitlines()
     rows = []
     for number, line in enumerate(lines, 1):
@@ -231,6 +232,8 @@ def load_run(path):
     options_path, stats_path = path / 'training_options.json', path / 'stats.jsonl'
     if not options_path.is_file():
         raise ReportError(f'{path}: no training_options.json, not a training run directory')
+    if not stats_path.is_file() and stats_path.with_suffix('.jsonl.gz').is_file():  # as scripts/study.py keeps them
+        stats_path = stats_path.with_suffix('.jsonl.gz')
     if not stats_path.is_file():
         raise ReportError(f'{path}: no stats.jsonl (did the run finish its first tick?)')
     stats = [row for row in _read_stats(stats_path) if _finite(row.get('Progress/kimg', {}).get('mean'))]

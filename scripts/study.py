@@ -1,0 +1,358 @@
+"""The CPU study (README.md, "The CPU study"): each paper's mechanism on 100 Fashion-MNIST images, several seeds,
+time-compressed, resumable, its small results kept in the repository.
+
+    python scripts/study.py --outdir runs/study-cpu --results docs/study-cpu [--kimg 40] [--seeds 0,1,2]
+                            [--configs NAME,...] [--jobs 2] [--hours 2.5] [--metric fid1k_full] [--commit]
+                            [--data ZIP --reference ZIP] [--dry-run]
+
+Every configuration trains with upstream's train.py (`--cfg cpu`, batch 4) through the patches. Time compression:
+every adaptive speed is the run length / 4, the papers' 500 of 2000 kimg: ADA's through --ada-kimg, the plugins'
+heuristic through speed_kimg. CONFIGS lists the configurations; `finetune` starts from one Primitives-PS
+pretraining run (on the endless fresh-draw stream, shared by the seeds) and is compared with `diffaugment`, the
+same fine-tuning from scratch.
+
+Each run is a pipeline: train (snapshots every --snap-kimg), the metric on the snapshots at the METRIC points, the
+probes of every snapshot (scripts/study_probes.py), then its small results (training_options.json, command.json,
+stats.jsonl.gz, metric-*.jsonl, probes.jsonl, the last fakes, done.json) go to RESULTS/runs/<config>-seed<seed>/
+and the figures and report (scripts/study_report.py) are redrawn; with --commit they are committed. --jobs
+pipelines run side by side (one thread each). A pipeline starts only when its estimated time fits in what is
+left of --hours, so every invocation ends with whole runs; a later one (on any machine with the repository)
+skips the runs RESULTS already holds with the same command, and reuses finished training and metrics under
+--outdir. Snapshots stay under --outdir, uncommitted.
+"""
+
+import contextlib
+import gzip
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
+
+from scripts.lowshot import (build_datasets, check_metrics, fetch_source, find_source, finished_run,  # noqa: E402
+                             parse_seeds)
+
+CONFIGS = ('stylegan2', 'ada', 'diffaugment', 'atopk', 'worstk', 'linear-topk', 'anda', 'diggan', 'finetune')
+PRETRAIN = 'pretrain'
+CURVE_CONFIGS = ('diffaugment', 'finetune')  # Primitives-PS's FID against kimg: the metric at every curve point
+# sec/kimg on one core of the CI machine (the pilot's, with two processes side by side), until this study has its own
+SEC_PER_KIMG = {'stylegan2': 24, 'ada': 36, 'diffaugment': 30, 'atopk': 25, 'worstk': 25, 'linear-topk': 25,
+                'anda': 40, 'diggan': 60, 'finetune': 30, PRETRAIN: 35}
+SEC_PER_METRIC = 400  # fid1k_full: 1,000 generated images through Inception on one core
+SEC_PER_PROBE = 10
+SYNTHETIC_DATASET_CLASS = 'plugins.primitives.dataset.SyntheticDataset'
+
+
+def config_args(name, kimg, pretrained=None):
+    """train.py options of a configuration, with every adaptive speed at kimg / 4."""
+    speed = f'{kimg / 4:g}'
+    noaug = ['--aug', 'noaug']
+    ada = ['--aug', 'ada', '--ada-kimg', speed]
+    diffaugment = ['--aug', 'plugins.diffaug.AugmentPipe']
+
+    def loss(class_name, **options):
+        return ['--loss', class_name, '--loss-kwargs', json.dumps(options)]
+    return {
+        'stylegan2': noaug,
+        'ada': ada,
+        'diffaugment': diffaugment,
+        'atopk': noaug + loss('plugins.atopk.Loss', speed_kimg=kimg / 4),
+        'worstk': noaug + loss('plugins.atopk.Loss', mode='worst', speed_kimg=kimg / 4),
+        'linear-topk': noaug + loss('plugins.atopk.Loss', mode='linear', speed_kimg=kimg / 4),
+        'anda': ada + loss('plugins.anda.Loss'),
+        'diggan': ada + loss('plugins.diggan.Loss'),
+        'finetune': diffaugment + ['--resume', pretrained or '{PRETRAINED}'],
+        PRETRAIN: diffaugment,
+    }[name]
+
+
+class Study:
+    """The runs of one invocation and the pipeline of each (see the module docstring)."""
+
+    def __init__(self, outdir, results, kimg, pretrain_kimg, snap_kimg, metric, metric_points, curve_points,
+                 train_zip, reference_zip, resolution, hours, commit, dry_run):
+        self.outdir, self.results = Path(outdir), Path(results)
+        self.kimg, self.pretrain_kimg, self.snap_kimg = kimg, pretrain_kimg, snap_kimg
+        self.metric, self.metric_points, self.curve_points = metric, metric_points, curve_points
+        self.train_zip, self.reference_zip, self.resolution = Path(train_zip), Path(reference_zip), resolution
+        self.deadline = time.time() + hours * 3600
+        self.commit, self.dry_run = commit, dry_run
+        self.lock = threading.Lock()
+        self.pretrained = None  # the pretraining's last snapshot, once it exists
+        self.reference_lock = threading.Lock()  # the first metric computes the reference's statistics; the rest
+        self.reference_cached = False           # wait for it, and then read them from upstream's cache
+        self.pretrain_done = threading.Event()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Commands.
+
+    def command(self, name, seed):
+        """The train.py command of a run (a list of strings, from the repository root)."""
+        kimg = self.pretrain_kimg if name == PRETRAIN else self.kimg
+        data = [f'synth:primitives-ps?res={self.resolution}&seed=0', '--data-class', SYNTHETIC_DATASET_CLASS] \
+            if name == PRETRAIN else [str(self.train_zip)]
+        snap = max(1, round(self.snap_kimg / 0.1))  # --cfg cpu ticks are 0.1 kimg
+        return [sys.executable, 'stylegan2_ada/train.py', '--outdir', str(self.run_outdir(name, seed)), '--data',
+                *data, '--cfg', 'cpu', '--kimg', f'{kimg:g}', '--seed', str(seed), '--snap', str(snap),
+                '--metrics', 'none', '--workers', '1', *config_args(name, kimg, self.pretrained)]
+
+    def portable(self, command):
+        """The command as recorded: the interpreter and paths under --outdir written machine-independently, and the
+        pretrained snapshot as the pretraining's length (the pretraining is recorded with its own command)."""
+        command = [Path(command[0]).name, *command[1:]]
+        if '--resume' in command:
+            command[command.index('--resume') + 1] = f'{{PRETRAINED: {self.pretrain_kimg:g} kimg}}'
+        return [arg.replace(str(self.outdir), '{OUTDIR}') for arg in command]
+
+    def run_outdir(self, name, seed):
+        return self.outdir / 'runs' / f'{name}-seed{seed}'
+
+    def result_dir(self, name, seed):
+        return self.results / 'runs' / f'{name}-seed{seed}'
+
+    def recorded(self, name, seed):
+        """Whether RESULTS holds this run, made by the same command."""
+        done = self.result_dir(name, seed) / 'done.json'
+        return done.is_file() and json.loads(done.read_text()).get('command') == self.portable(self.command(name, seed))
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Estimates and the budget.
+
+    def estimate(self, name):
+        """Seconds a run's pipeline takes: this study's own mean when it has finished runs of the config, else the
+        defaults."""
+        measured = [json.loads(path.read_text())['seconds']
+                    for path in self.results.glob(f'runs/{name}-seed*/done.json')]
+        if measured:
+            return sum(sum(entry.values()) for entry in measured) / len(measured)
+        kimg = self.pretrain_kimg if name == PRETRAIN else self.kimg
+        points = len(self.points(name, kimg)) if self.metric else 0
+        return SEC_PER_KIMG[name] * kimg + SEC_PER_METRIC * points + SEC_PER_PROBE * (kimg / self.snap_kimg + 1)
+
+    def points(self, name, kimg):
+        """The kimg of the snapshots whose metric is computed."""
+        every = self.curve_points if name in CURVE_CONFIGS else self.metric_points
+        return [kimg * (index + 1) / every for index in range(every)] if name != PRETRAIN else []
+
+    # ------------------------------------------------------------------------------------------------------------
+    # The pipeline.
+
+    def say(self, text):
+        with self.lock:
+            print(f'[{time.strftime("%H:%M:%S")}] {text}', flush=True)
+
+    def execute(self, command, log):
+        self.say('+ ' + shlex.join(command))
+        if self.dry_run:
+            return
+        with open(log, 'a') as out:
+            env = dict(os.environ, OMP_NUM_THREADS='1')
+            subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, check=True)
+
+    def pipeline(self, name, seed):
+        """Train, evaluate and probe one run, then record its results; returns False when it did not start."""
+        if self.recorded(name, seed) and name != PRETRAIN:  # the fine-tuning needs the pretraining's snapshot here
+            self.say(f'{name} seed {seed}: already in {self.result_dir(name, seed)}')
+            return True
+        if name == 'finetune':
+            self.pretrain_done.wait()
+            if self.pretrained is None:
+                self.say(f'{name} seed {seed}: no pretrained snapshot (the pretraining did not run); left for later')
+                return False
+        if time.time() + self.estimate(name) > self.deadline:
+            self.say(f'{name} seed {seed}: about {self.estimate(name) / 60:.0f} min, more than is left; left for a '
+                     'later invocation')
+            return False
+        command = self.command(name, seed)
+        run_outdir = self.run_outdir(name, seed)
+        seconds = {}
+        started = time.time()
+        run_dir = finished_run(run_outdir, self.portable(command)) if not self.dry_run else None
+        if run_dir is None:
+            if not self.dry_run:
+                shutil.rmtree(run_outdir, ignore_errors=True)  # an interrupted earlier attempt
+                run_outdir.mkdir(parents=True)
+                (run_outdir / 'command.json').write_text(json.dumps(self.portable(command)))
+            self.execute(command, self.outdir / f'{name}-seed{seed}.log')
+            run_dir = finished_run(run_outdir, self.portable(command)) if not self.dry_run else run_outdir / 'RUN'
+            if run_dir is None:
+                raise click.ClickException(f'{run_outdir}: training ended without a finished run')
+        seconds['train'] = time.time() - started
+        if name == PRETRAIN:
+            self.pretrained = str(max(run_dir.glob('network-snapshot-*.pkl'))) if not self.dry_run else 'PRETRAINED'
+            if self.recorded(name, seed):
+                return True
+        started = time.time()
+        for snapshot in self.metric_snapshots(name, run_dir):
+            command = [sys.executable, 'stylegan2_ada/calc_metrics.py', '--metrics', self.metric, '--data',
+                       str(self.reference_zip), '--network', str(snapshot)]
+            with self.reference_lock if not self.reference_cached else contextlib.nullcontext():
+                self.execute(command, self.outdir / f'{name}-seed{seed}.log')
+                self.reference_cached = True
+        seconds['metrics'] = time.time() - started
+        started = time.time()
+        if name != PRETRAIN:
+            self.execute([sys.executable, 'scripts/study_probes.py', '--run', str(run_dir), '--data',
+                          str(self.train_zip), '--reference', str(self.reference_zip)],
+                         self.outdir / f'{name}-seed{seed}.log')
+        seconds['probes'] = time.time() - started
+        if not self.dry_run:
+            self.record(name, seed, run_dir, command, seconds)
+        return True
+
+    def metric_snapshots(self, name, run_dir):
+        """The snapshots at the metric points that have no metric row yet."""
+        if not self.metric:
+            return []
+        kimg = self.pretrain_kimg if name == PRETRAIN else self.kimg
+        if self.dry_run:
+            return [run_dir / f'network-snapshot-<kimg {point:g}>.pkl' for point in self.points(name, kimg)]
+        from scripts.lowshot import evaluated_snapshots
+        done = evaluated_snapshots(run_dir, self.metric)
+        snapshots = {snapshot_kimg(path): path for path in run_dir.glob('network-snapshot-*.pkl')}
+        wanted = [min(snapshots, key=lambda k, point=point: abs(k - point)) for point in self.points(name, kimg)]
+        return [snapshots[k] for k in sorted(set(wanted)) if snapshots[k].name not in done]
+
+    def record(self, name, seed, run_dir, command, seconds):
+        """Copy the run's small results to RESULTS, redraw the report, and commit when asked."""
+        target = self.result_dir(name, seed)
+        with self.lock:
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            for pattern in ('training_options.json', 'metric-*.jsonl', 'probes.jsonl', 'fakes-final.png'):
+                for path in run_dir.glob(pattern):
+                    shutil.copy2(path, target / path.name)
+            (target / 'stats.jsonl.gz').write_bytes(gzip.compress((run_dir / 'stats.jsonl').read_bytes(), mtime=0))
+            done = dict(command=self.portable(command), seconds={k: round(v) for k, v in seconds.items()},
+                        finished=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_description())
+            (target / 'done.json').write_text(json.dumps(done, indent=2) + '\n')
+            subprocess.run([sys.executable, 'scripts/study_report.py', '--results', str(self.results)], cwd=ROOT,
+                           check=True, stdout=subprocess.DEVNULL)
+            if self.commit:
+                subprocess.run(['git', 'add', str(self.results)], cwd=ROOT, check=True)
+                subprocess.run(['git', 'commit', '-q', '-m', f'CPU study: {name} seed {seed}', '--', str(self.results)],
+                               cwd=ROOT, check=True)
+        self.say(f'{name} seed {seed}: done in {sum(seconds.values()) / 60:.0f} min; results in {target}')
+
+
+def snapshot_kimg(path):
+    """kimg of a snapshot from its name (network-snapshot-000012.004.pkl -> 12.004)."""
+    return float(path.stem.rpartition('-')[2])
+
+
+def machine_description():
+    cpu = next((line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines()
+                if line.startswith('model name')), 'unknown CPU') if Path('/proc/cpuinfo').is_file() else 'unknown CPU'
+    return f'{cpu}, {os.cpu_count()} cores'
+
+
+def schedule(study, names, seeds, jobs):
+    """Run the pipelines `jobs` at a time: every configuration's first seed, then the second, ...; the
+    pretraining first among them, as the fine-tuning waits for it."""
+    queue = [(name, seed) for seed in seeds for name in names]
+    if any(name == 'finetune' and not study.recorded(name, seed) for name, seed in queue):
+        queue.insert(0, (PRETRAIN, 0))
+    else:
+        study.pretrain_done.set()
+    errors, finished, total = [], [], len(queue)
+    queue_lock = threading.Lock()
+
+    def worker():
+        while True:
+            with queue_lock:
+                if not queue or errors:
+                    return
+                name, seed = queue.pop(0)
+            try:
+                if study.pipeline(name, seed):
+                    finished.append((name, seed))
+            except (subprocess.CalledProcessError, click.ClickException) as err:
+                errors.append(f'{name} seed {seed}: {err}')
+            finally:
+                if name == PRETRAIN:
+                    study.pretrain_done.set()
+    threads = [threading.Thread(target=worker) for _ in range(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise click.ClickException('; '.join(errors) + f' (logs under {study.outdir})')
+    return finished, total
+
+
+@click.command()
+@click.option('--outdir', type=click.Path(file_okay=False), default=str(ROOT / 'runs' / 'study-cpu'),
+              show_default=True, help='Runs, snapshots and logs (not committed).')
+@click.option('--results', type=click.Path(file_okay=False), default=str(ROOT / 'docs' / 'study-cpu'),
+              show_default=True, help='The small results, figures and report (committed).')
+@click.option('--kimg', type=click.FloatRange(min=0, min_open=True), default=40, show_default=True,
+              help='Length of every run (the pilot chose 40).')
+@click.option('--pretrain-kimg', type=click.FloatRange(min=0, min_open=True), default=None,
+              help='Length of the Primitives-PS pretraining [default: --kimg].')
+@click.option('--seeds', default='0,1,2', show_default=True)
+@click.option('--configs', default=','.join(CONFIGS), show_default=True, help='Comma-separated configurations.')
+@click.option('--snap-kimg', type=click.FloatRange(min=0.1), default=4, show_default=True,
+              help='Snapshot interval (each one probed).')
+@click.option('--metric', default='fid1k_full', show_default=True, help="calc_metrics.py's metric, or none.")
+@click.option('--metric-points', type=click.IntRange(min=1), default=2, show_default=True,
+              help='Metric at this many evenly spaced snapshots of a run (2: half-way and the end).')
+@click.option('--curve-points', type=click.IntRange(min=1), default=5, show_default=True,
+              help="The same for Primitives-PS's fine-tuning and its scratch baseline (its FID curve).")
+@click.option('--jobs', type=click.IntRange(min=1), default=2, show_default=True, help='Pipelines side by side.')
+@click.option('--hours', type=click.FloatRange(min=0, min_open=True), default=2.5, show_default=True,
+              help='Start no pipeline that would not end within this time.')
+@click.option('--data', 'data', type=click.Path(dir_okay=False), default=None,
+              help='Training zip [default: 100 Fashion-MNIST images, built by scripts/lowshot.py].')
+@click.option('--reference', type=click.Path(dir_okay=False), default=None,
+              help='Metric reference zip [default: the first 5,000 Fashion-MNIST training images].')
+@click.option('--commit', is_flag=True, help='git commit RESULTS after each finished run.')
+@click.option('--dry-run', is_flag=True, help='Print the plan and the commands; run nothing.')
+def main(outdir, results, kimg, pretrain_kimg, seeds, configs, snap_kimg, metric, metric_points, curve_points, jobs,
+         hours, data, reference, commit, dry_run):
+    """The CPU study (see the module docstring)."""
+    seeds = parse_seeds(seeds)
+    names = [name.strip() for name in configs.split(',') if name.strip()]
+    unknown = [name for name in names if name not in CONFIGS]
+    if unknown or not names or len(set(names)) < len(names):
+        problem = f'{unknown[0]!r} is not a configuration' if unknown else 'none given' if not names else \
+            'a configuration given twice'
+        raise click.BadParameter(f'{problem}; the configurations are {", ".join(CONFIGS)}', param_hint='--configs')
+    metric = None if metric.lower() == 'none' else metric
+    if metric:
+        check_metrics([metric])
+    if (data is None) != (reference is None):
+        raise click.BadParameter('give both --data and --reference, or neither', param_hint='--data')
+    for option, path in (('--data', data), ('--reference', reference)):
+        if path is not None and not Path(path).is_file():
+            raise click.BadParameter(f'{path}: no such file', param_hint=option)
+    outdir, results = Path(outdir).resolve(), Path(results).resolve()
+    if data is None:
+        source = find_source(None, outdir / 'cache') or (None if dry_run else fetch_source(outdir / 'cache'))
+        data, reference = (build_datasets(source, outdir / 'data', 100, 32, 0, 5000) if source else
+                           (outdir / 'data' / 'fmnist100-32.zip', outdir / 'data' / 'fmnist-full-32.zip'))
+    from training.dataset import ImageFolderDataset
+    resolution = ImageFolderDataset(str(data)).resolution if Path(data).is_file() else 32
+    study = Study(outdir, results, kimg, pretrain_kimg or kimg, snap_kimg, metric, metric_points, curve_points,
+                  Path(data).resolve(), Path(reference).resolve(), resolution, hours, commit, dry_run)
+    runs = len(names) * len(seeds) + ('finetune' in names)
+    print(f'Plan: {runs} runs ({", ".join(names)} x seeds {", ".join(map(str, seeds))}'
+          f'{" + one pretraining" if "finetune" in names else ""}), {kimg:g} kimg each, adaptive speeds '
+          f'{kimg / 4:g} kimg; {metric or "no metric"} against {Path(reference).name}; {jobs} side by side for at '
+          f'most {hours:g} h; results in {results}', flush=True)
+    finished, total = schedule(study, names, seeds, jobs)
+    left = total - len(finished)
+    print(f'{len(finished)} of {total} runs done{f", {left} left for a later invocation" if left else ""}.')
+
+
+if __name__ == '__main__':
+    main()

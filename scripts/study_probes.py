@@ -1,0 +1,134 @@
+"""The CPU study's measurements of each snapshot of a run (scripts/study.py), appended to RUN/probes.jsonl:
+
+    python scripts/study_probes.py --run RUN_DIR --data TRAIN_ZIP --reference REFERENCE_ZIP
+
+For every network-snapshot-*.pkl without a row, with the snapshot's D and G on the training images and as many
+fakes G(z) (z from a fixed seed), with no augmentation, one row of:
+  real_score, fake_score          mean D(x) and D(G(z)) (the score gap of ATop-k's Fig. 3a is their difference);
+  real_grad_norm, fake_grad_norm  mean per-image norm of D's gradient with respect to its input, on reals and on
+                                  fakes (DigGAN's quantities, measured alike for runs with and without DigGAN);
+  jigsaw_rate                     ANDA's leaking check: the share of 256 G_ema fakes that the jigsaw detector flags;
+  jigsaw_threshold, jigsaw_sensitivity  the detector: an image's seam score is the mean absolute difference
+                                  across its two middle boundaries (row and column) over that across the four
+                                  boundaries beside them; an image is flagged above the 99th percentile of the
+                                  first 1,000 reference images' scores (1% false alarms on real images by
+                                  construction); sensitivity is the share of those reference images, jigsawed
+                                  as ANDA does (2x2), that it flags.
+The last snapshot's 16 G_ema fakes are also saved as RUN/fakes-final.png (a 4x4 grid)."""
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import PIL.Image
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
+
+from plugins.anda.negatives import jigsaw  # noqa: E402
+
+FAKES_FOR_LEAKS = 256
+CALIBRATION_IMAGES = 1000
+FALSE_ALARM_RATE = 0.01
+
+
+def load_images(path, limit=None):
+    """A zip's images as a float tensor in [-1, 1], [N, C, H, W]."""
+    from training.dataset import ImageFolderDataset
+    dataset = ImageFolderDataset(str(path), max_size=limit)
+    images = np.stack([dataset[index][0] for index in range(len(dataset))])
+    return torch.from_numpy(images).to(torch.float32) / 127.5 - 1
+
+
+def seam_scores(images):
+    """Per image: the mean |difference| across the middle row and column boundaries over that across the four
+    boundaries beside them; a jigsaw's seams stand out against their neighbours."""
+    rows = (images[:, :, 1:, :] - images[:, :, :-1, :]).abs().mean(dim=(1, 3))  # [N, H - 1]
+    cols = (images[:, :, :, 1:] - images[:, :, :, :-1]).abs().mean(dim=(1, 2))  # [N, W - 1]
+    middle = images.shape[2] // 2 - 1
+    seams = (rows[:, middle] + cols[:, middle]) / 2
+    beside = (rows[:, middle - 1] + rows[:, middle + 1] + cols[:, middle - 1] + cols[:, middle + 1]) / 4
+    return seams / beside.clamp(min=1e-3)
+
+
+def calibrate(reference):
+    """(threshold, sensitivity) of the jigsaw detector on the reference images."""
+    scores = seam_scores(reference)
+    threshold = torch.quantile(scores, 1 - FALSE_ALARM_RATE).item()
+    jigsawed = jigsaw(reference, grid=2, generator=torch.Generator().manual_seed(0))
+    return threshold, (seam_scores(jigsawed) > threshold).float().mean().item()
+
+
+def scores_and_norms(D, images, chunk=4):
+    """(mean logit, mean input-gradient norm) of D over images, in chunks of the training batch (for D's
+    minibatch-stddev layer)."""
+    logits, norms = [], []
+    c = torch.zeros([chunk, D.c_dim])
+    for part in images.split(chunk):
+        part = part.detach().requires_grad_(True)
+        out = D(part, c[:len(part)])
+        grad, = torch.autograd.grad(out.sum(), part)
+        logits.append(out.detach().flatten())
+        norms.append(grad.flatten(1).norm(dim=1))
+    return torch.cat(logits).mean().item(), torch.cat(norms).mean().item()
+
+
+def generate(G, count, seed, chunk=16):
+    z = torch.randn([count, G.z_dim], generator=torch.Generator().manual_seed(seed))
+    c = torch.zeros([chunk, G.c_dim])
+    with torch.no_grad():
+        return torch.cat([G(part, c[:len(part)], noise_mode='const') for part in z.split(chunk)]).clamp(-1, 1)
+
+
+def save_grid(images, path, columns=4):
+    images = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    rows = [np.concatenate(list(images[index:index + columns]), axis=1) for index in range(0, len(images), columns)]
+    PIL.Image.fromarray(np.concatenate(rows, axis=0).squeeze()).save(path)
+
+
+def probed(path):
+    if not path.is_file():
+        return set()
+    return {json.loads(line)['snapshot'] for line in path.read_text().splitlines() if line.strip()}
+
+
+@click.command()
+@click.option('--run', 'run_dir', required=True, type=click.Path(file_okay=False, exists=True))
+@click.option('--data', required=True, type=click.Path(dir_okay=False, exists=True), help='The training zip.')
+@click.option('--reference', required=True, type=click.Path(dir_okay=False, exists=True),
+              help="The metric reference zip (the detector's calibration).")
+def main(run_dir, data, reference):
+    """Probe every snapshot of a run (see the module docstring)."""
+    torch.set_num_threads(1)
+    run_dir = Path(run_dir)
+    snapshots = sorted(run_dir.glob('network-snapshot-*.pkl'))
+    if not snapshots:
+        raise click.ClickException(f'{run_dir}: no snapshots')
+    out = run_dir / 'probes.jsonl'
+    todo = [path for path in snapshots if path.name not in probed(out)]
+    reals = load_images(data)
+    threshold, sensitivity = calibrate(load_images(reference, CALIBRATION_IMAGES))
+    for path in todo:
+        with open(path, 'rb') as f:
+            snapshot = pickle.load(f)
+        G, D, G_ema = (snapshot[name].eval().requires_grad_(False) for name in ('G', 'D', 'G_ema'))
+        fakes = generate(G, len(reals), seed=1)
+        real_score, real_norm = scores_and_norms(D, reals)
+        fake_score, fake_norm = scores_and_norms(D, fakes)
+        leaks = (seam_scores(generate(G_ema, FAKES_FOR_LEAKS, seed=2)) > threshold).float().mean().item()
+        row = dict(snapshot=path.name, kimg=float(path.stem.rpartition('-')[2]), real_score=real_score,
+                   fake_score=fake_score, real_grad_norm=real_norm, fake_grad_norm=fake_norm, jigsaw_rate=leaks,
+                   jigsaw_threshold=threshold, jigsaw_sensitivity=sensitivity)
+        with open(out, 'a') as f:
+            f.write(json.dumps(row) + '\n')
+        if path == snapshots[-1]:
+            save_grid(generate(G_ema, 16, seed=3), run_dir / 'fakes-final.png')
+    print(f'{run_dir}: probed {len(todo)} snapshot(s) into {out}')
+
+
+if __name__ == '__main__':
+    main()

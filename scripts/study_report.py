@@ -1,0 +1,257 @@
+"""Figures and tables of the CPU study (scripts/study.py) from its committed results alone:
+
+    python scripts/study_report.py --results docs/study-cpu
+
+Reads RESULTS/runs/<config>-seed<seed>/ (stats.jsonl.gz, metric-*.jsonl, probes.jsonl, done.json) and
+RESULTS/pilot/<name>/stats.jsonl.gz when present; writes RESULTS/tables.md and RESULTS/figures/*.png, each curve
+the mean over seeds with a band of +- one sample standard deviation, training stats averaged per 1-kimg bin:
+  pilot.png          the pilot runs' score gap D(x) - D(G(z)), r_t and ADA's p against kimg (the run length's choice)
+  atopk-gap.png      ATop-k Fig. 3a: the score gap of StyleGAN2, + ATop-k, + Linear Top-k, + Worst-k
+  atopk-k.png        ATop-k Figs. 14-15: k and the fakes used per minibatch against kimg
+  diggan-norms.png   D's input-gradient norms on reals and fakes and their gap (probes), StyleGAN2 + ADA vs DigGAN
+  anda.png           ANDA's alpha, D's scores on reals, fakes and negatives, and the jigsaw leak rate (probes)
+  primitives-fid.png Primitives-PS: FID against kimg of the fine-tuning and the same run from scratch
+  fid.png            the metric at the end of every run, per configuration
+  fakes.png          the last snapshot's G_ema fakes of each configuration's first seed
+"""
+
+import collections
+import gzip
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import PIL.Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from scripts.report import plot_panels  # noqa: E402
+
+# Each configuration's own baseline for the paired comparison: the run it adds one thing to.
+BASELINES = {'ada': 'stylegan2', 'diffaugment': 'stylegan2', 'atopk': 'stylegan2', 'worstk': 'stylegan2',
+             'linear-topk': 'stylegan2', 'anda': 'ada', 'diggan': 'ada', 'finetune': 'diffaugment'}
+LABELS = {'stylegan2': 'StyleGAN2', 'ada': 'StyleGAN2 + ADA', 'diffaugment': 'StyleGAN2 + DiffAugment',
+          'atopk': '+ ATop-k', 'worstk': '+ Worst-k', 'linear-topk': '+ Linear Top-k', 'anda': 'ADA + ANDA',
+          'diggan': 'ADA + DigGAN', 'finetune': 'Primitives-PS fine-tuning (DiffAugment)'}
+
+
+class Run:
+    def __init__(self, path):
+        self.path = path
+        self.config, _, seed = path.name.rpartition('-seed')
+        self.seed = int(seed)
+        self.stats = [json.loads(line) for line in gzip.decompress((path / 'stats.jsonl.gz').read_bytes()).splitlines()
+                      if line.strip()]
+        self.probes = [json.loads(line) for line in (path / 'probes.jsonl').read_text().splitlines()
+                       if line.strip()] if (path / 'probes.jsonl').is_file() else []
+        self.metrics = {}  # metric -> [(kimg, value)]
+        for metric_file in sorted(path.glob('metric-*.jsonl')):
+            for line in metric_file.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    for name, value in row['results'].items():
+                        kimg = float(Path(row['snapshot_pkl']).stem.rpartition('-')[2])
+                        self.metrics.setdefault(name, []).append((kimg, value))
+        done = path / 'done.json'
+        self.done = json.loads(done.read_text()) if done.is_file() else {}
+
+    def binned(self, key, width=1.0):
+        """[(bin centre kimg, mean)] of a stats key over bins of `width` kimg."""
+        bins = collections.defaultdict(list)
+        for row in self.stats:
+            if key in row and math.isfinite(row[key]['mean']):
+                bins[math.floor(row['Progress/kimg']['mean'] / width)].append(row[key]['mean'])
+        return [((index + 0.5) * width, statistics.fmean(values)) for index, values in sorted(bins.items())]
+
+    def gap(self):
+        real, fake = dict(self.binned('Loss/scores/real')), dict(self.binned('Loss/scores/fake'))
+        return [(kimg, real[kimg] - fake[kimg]) for kimg in real if kimg in fake]
+
+    def probe(self, key):
+        return [(row['kimg'], row[key]) for row in self.probes]
+
+    def final_metric(self, metric):
+        return max(self.metrics[metric])[1] if self.metrics.get(metric) else math.nan
+
+
+def load_runs(results):
+    runs = collections.defaultdict(list)
+    for path in sorted((results / 'runs').glob('*-seed*')):
+        if (path / 'stats.jsonl.gz').is_file():
+            run = Run(path)
+            runs[run.config].append(run)
+    return runs
+
+
+def draw(path, title, panels):
+    """plot_panels without the panels (and groups) that have no points."""
+    panels = [(key, {label: curves for label, curves in panel.items() if any(curves)}) for key, panel in panels]
+    panels = [(key, panel) for key, panel in panels if panel]
+    if panels:
+        plot_panels(path, title, panels)
+
+
+def groups(runs, configs, curve_of):
+    return {LABELS.get(name, name): [curve_of(run) for run in runs[name]] for name in configs if runs.get(name)}
+
+
+def mean_std(values):
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return 'n/a'
+    return f'{statistics.fmean(values):.1f} +- {statistics.stdev(values):.1f} (n={len(values)})' if len(values) > 1 \
+        else f'{values[0]:.1f} (n=1)'
+
+
+def tail_mean(curve, start):
+    values = [value for kimg, value in curve if kimg >= start]
+    return statistics.fmean(values) if values else math.nan
+
+
+def paired(runs, config, value_of):
+    """Differences config - baseline over the seeds both have: 'mean +- std, better in w of n'."""
+    base = {run.seed: value_of(run) for run in runs.get(BASELINES[config], [])}
+    diffs = [value_of(run) - base[run.seed] for run in runs[config] if run.seed in base]
+    diffs = [d for d in diffs if math.isfinite(d)]
+    if not diffs:
+        return 'n/a'
+    spread = f' +- {statistics.stdev(diffs):.1f}' if len(diffs) > 1 else ''
+    return f'{statistics.fmean(diffs):+.1f}{spread}, lower in {sum(d < 0 for d in diffs)} of {len(diffs)}'
+
+
+def convergence_kimg(curve, target):
+    """The first kimg where a FID curve is at or below `target` (linearly between points), or nan."""
+    for (k0, v0), (k1, v1) in zip([(0.0, math.inf)] + curve, curve):
+        if v1 <= target:
+            return k1 if not math.isfinite(v0) else k0 + (k1 - k0) * (v0 - target) / (v0 - v1)
+    return math.nan
+
+
+def write_tables(results, runs, metric):
+    lines = ['# CPU study: tables', '', f'Generated by `scripts/study_report.py` from `runs/`. Metric: `{metric}`.'
+             if metric else 'No metric rows yet.', '',
+             '| configuration | seeds | minutes per run | metric, half-way | metric, end | end vs its baseline '
+             '(paired) | score gap, last quarter | vs its baseline (paired) |', '|---|---|---|---|---|---|---|---|']
+    for name in [n for n in LABELS if runs.get(n)]:
+        group = runs[name]
+        kimg = max(run.stats[-1]['Progress/kimg']['mean'] for run in group)
+        half = [dict((round(k), v) for k, v in run.metrics.get(metric, [])).get(round(kimg / 2), math.nan)
+                for run in group] if metric else []
+        minutes = [sum(run.done.get('seconds', {}).values()) / 60 for run in group]
+        gap_of = lambda run: tail_mean(run.gap(), 0.75 * kimg)  # noqa: E731
+        base = name in BASELINES and runs.get(BASELINES[name])
+        lines.append(f'| {LABELS[name]} | {", ".join(str(run.seed) for run in group)} | {mean_std(minutes)} | '
+                     f'{mean_std(half)} | {mean_std([run.final_metric(metric) for run in group])} | '
+                     f'{paired(runs, name, lambda run: run.final_metric(metric)) if base else ""} | '
+                     f'{mean_std([gap_of(run) for run in group])} | {paired(runs, name, gap_of) if base else ""} |')
+    if runs.get('finetune') and runs.get('diffaugment') and metric:
+        scratch_best = statistics.fmean(min(v for _, v in run.metrics[metric]) for run in runs['diffaugment']
+                                        if run.metrics.get(metric))
+        target = scratch_best / 0.95
+        reach = {name: [convergence_kimg(sorted(run.metrics.get(metric, [])), target) for run in runs[name]]
+                 for name in ('finetune', 'diffaugment')}
+        lines += ['', f'Primitives-PS: kimg at which a run first reaches 95% of scratch\'s best {metric} (mean best '
+                  f'{scratch_best:.1f}, so {metric} <= {target:.1f}): fine-tuning {mean_std(reach["finetune"])}, '
+                  f'scratch {mean_std(reach["diffaugment"])} (n/a: not reached).']
+    (results / 'tables.md').write_text('\n'.join(lines) + '\n')
+
+
+def fakes_montage(results, runs):
+    rows = []
+    for name in [n for n in LABELS if runs.get(n)]:
+        path = runs[name][0].path / 'fakes-final.png'
+        if path.is_file():
+            rows.append((LABELS[name], np.asarray(PIL.Image.open(path).convert('L'))))
+    if not rows:
+        return
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(1, len(rows), figsize=(2.2 * len(rows), 2.6), squeeze=False)
+    for axis, (label, image) in zip(axes[0], rows):
+        axis.imshow(image, cmap='gray', vmin=0, vmax=255)
+        axis.set_title(label, fontsize=7)
+        axis.axis('off')
+    figure.tight_layout()
+    figure.savefig(results / 'figures' / 'fakes.png', dpi=120)
+    plt.close(figure)
+
+
+def fid_figure(results, runs, metric):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = [n for n in LABELS if runs.get(n) and any(run.metrics.get(metric) for run in runs[n])]
+    if not names:
+        return
+    figure, axis = plt.subplots(figsize=(1.2 * len(names) + 2, 3.5))
+    for index, name in enumerate(names):
+        values = [run.final_metric(metric) for run in runs[name]]
+        axis.bar(index, statistics.fmean(values), color='lightgray', edgecolor='black')
+        axis.scatter([index] * len(values), values, color='black', zorder=3, s=12)
+    axis.set_xticks(range(len(names)))
+    axis.set_xticklabels([LABELS[n] for n in names], rotation=30, ha='right', fontsize=7)
+    axis.set_ylabel(f'{metric} at the end')
+    figure.tight_layout()
+    figure.savefig(results / 'figures' / 'fid.png', dpi=100)
+    plt.close(figure)
+
+
+def build(results, metric):
+    runs = load_runs(results)
+    figures = results / 'figures'
+    figures.mkdir(parents=True, exist_ok=True)
+    pilots = {path.name: Run(path) for path in sorted((results / 'pilot').glob('*'))
+              if (path / 'stats.jsonl.gz').is_file()} if (results / 'pilot').is_dir() else {}
+    if pilots:
+        draw(figures / 'pilot.png', 'Pilot runs (seed 0): choosing the run length', [
+            ('D(x) - D(G(z))', {name: [run.gap()] for name, run in pilots.items()}),
+            ('r_t = E[sign D(x)]', {name: [run.binned('Loss/signs/real')] for name, run in pilots.items()}),
+            ("ADA's p", {name: [run.binned('Progress/augment')] for name, run in pilots.items()})])
+    atopk = ('stylegan2', 'atopk', 'linear-topk', 'worstk')
+    if any(runs.get(name) for name in atopk):
+        draw(figures / 'atopk-gap.png', 'ATop-k Fig. 3a: score gap during training',
+                    [('D(x) - D(G(z))', groups(runs, atopk, Run.gap))])
+        draw(figures / 'atopk-k.png', 'ATop-k Figs. 14-15: k and fakes used per minibatch (batch 4)',
+                    [(key, groups(runs, atopk[1:], lambda run, key=key: run.binned(key)))
+                     for key in ('ATopk/k', 'ATopk/fakes_used', 'ATopk/p')])
+    if runs.get('diggan') or runs.get('ada'):
+        draw(figures / 'diggan-norms.png', "DigGAN: D's input-gradient norms (probes of the snapshots)", [
+            (key, groups(runs, ('ada', 'diggan'), lambda run, key=key: run.probe(key)))
+            for key in ('real_grad_norm', 'fake_grad_norm')] + [
+            ('fake - real norm', groups(runs, ('ada', 'diggan'), lambda run: [
+                (k, f - r) for (k, r), (_, f) in zip(run.probe('real_grad_norm'), run.probe('fake_grad_norm'))]))])
+    if runs.get('anda') or runs.get('ada'):
+        draw(figures / 'anda.png', "ANDA: alpha, D's scores and the jigsaw leak check", [
+            ('alpha (ANDA) / p (ADA)', {**groups(runs, ('anda',), lambda run: run.binned('ANDA/alpha')),
+                                        **groups(runs, ('ada',), lambda run: run.binned('Progress/augment'))}),
+            ('D(x)', groups(runs, ('ada', 'anda'), lambda run: run.binned('Loss/scores/real'))),
+            ('D(G(z))', groups(runs, ('ada', 'anda'), lambda run: run.binned('Loss/scores/fake'))),
+            ('D(negative)', groups(runs, ('anda',), lambda run: run.binned('ANDA/scores/negative'))),
+            ('share of fakes flagged as jigsaws', groups(runs, ('ada', 'anda'), lambda run: run.probe('jigsaw_rate')))])
+    if metric and (runs.get('finetune') or runs.get('diffaugment')):
+        draw(figures / 'primitives-fid.png', 'Primitives-PS: fine-tuning vs scratch', [
+            (metric, groups(runs, ('diffaugment', 'finetune'), lambda run: sorted(run.metrics.get(metric, []))))])
+    if metric:
+        fid_figure(results, runs, metric)
+    fakes_montage(results, runs)
+    write_tables(results, runs, metric)
+    return runs
+
+
+@click.command()
+@click.option('--results', required=True, type=click.Path(file_okay=False, exists=True))
+@click.option('--metric', default='fid1k_full', show_default=True)
+def main(results, metric):
+    """Draw the CPU study's figures and tables (see the module docstring)."""
+    runs = build(Path(results), None if metric.lower() == 'none' else metric)
+    print(f'{sum(map(len, runs.values()))} runs of {len(runs)} configurations; tables and figures in {results}')
+
+
+if __name__ == '__main__':
+    main()

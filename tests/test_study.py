@@ -1,0 +1,109 @@
+"""The CPU study (scripts/study.py, study_probes.py, study_report.py): its plan and time compression, a tiny end-to-end
+invocation on synthetic data that records whole runs and skips them when run again, the jigsaw detector, and the
+report's paired comparison and convergence figure against hand computations."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+
+def study(*args, check=True):
+    return subprocess.run([sys.executable, 'scripts/study.py', *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, check=check)
+
+
+@pytest.fixture(scope='module')
+def tiny_zip(tmp_path_factory):
+    path = tmp_path_factory.mktemp('study') / 'tiny.zip'
+    subprocess.run([sys.executable, '-m', 'plugins.primitives', '--outdir', str(path), '--count', '16', '--resolution',
+                    '16', '--synth', 'primitives-ps', '--seed', '0', '--workers', '1'], cwd=ROOT, check=True,
+                   capture_output=True)
+    return path
+
+
+def test_plan_compresses_every_adaptive_speed_to_a_quarter_of_the_run(tmp_path, tiny_zip):
+    result = study('--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--kimg', 40, '--seeds', '0,1',
+                   '--data', tiny_zip, '--reference', tiny_zip, '--dry-run')
+    commands = [line for line in result.stdout.splitlines() if 'train.py' in line]
+    assert len(commands) == 2 * 9 + 1  # nine configurations, two seeds, one pretraining
+    assert 'pretrain-seed0' in commands[0] and "--data 'synth:primitives-ps?res=16&seed=0'" in commands[0]
+    by_run = {line.split('--outdir ')[1].split()[0].rpartition('/')[2]: line for line in commands}
+    assert '--aug ada --ada-kimg 10' in by_run['ada-seed0']
+    assert '--aug ada --ada-kimg 10 --loss plugins.anda.Loss' in by_run['anda-seed1']
+    assert '"speed_kimg": 10.0' in by_run['atopk-seed0'] and '"mode": "worst"' in by_run['worstk-seed0']
+    assert '"mode": "linear"' in by_run['linear-topk-seed0'] and '--aug noaug' in by_run['stylegan2-seed1']
+    assert '--resume PRETRAINED' in by_run['finetune-seed0'] and '--aug plugins.diffaug.AugmentPipe' in \
+        by_run['finetune-seed0']
+    metrics = [line for line in result.stdout.splitlines() if 'calc_metrics.py' in line]
+    assert sum('stylegan2-seed0' in line for line in metrics) == 2  # half-way and the end
+    assert sum('finetune-seed0' in line for line in metrics) == 5   # the Primitives-PS curve
+    assert not (tmp_path / 'out').exists() and not (tmp_path / 'results').exists()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--configs', 'stylegan2,adaa'], "'adaa' is not a configuration; the configurations are stylegan2, ada"),
+    (['--metric', 'fid7k'], 'fid7k: not a metric'),
+    (['--data', 'x.zip'], 'give both --data and --reference'),
+])
+def test_bad_options_are_refused_before_anything_is_written(tmp_path, args, message):
+    result = study('--outdir', tmp_path / 'out', '--results', tmp_path / 'results', *args, check=False)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / 'out').exists()
+
+
+def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip):
+    common = ['--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--kimg', 0.02, '--seeds', 0,
+              '--configs', 'stylegan2,finetune', '--snap-kimg', 0.1, '--metric', 'none', '--jobs', 1,
+              '--data', tiny_zip, '--reference', tiny_zip]
+    first = study(*common)
+    assert '3 of 3 runs done.' in first.stdout
+    for name in ('stylegan2-seed0', 'finetune-seed0'):
+        run = tmp_path / 'results' / 'runs' / name
+        assert sorted(p.name for p in run.iterdir()) == ['done.json', 'fakes-final.png', 'probes.jsonl',
+                                                         'stats.jsonl.gz', 'training_options.json']
+        done = json.loads((run / 'done.json').read_text())
+        assert done['command'][0] == 'python' and '{OUTDIR}' in ' '.join(done['command'])
+        probes = [json.loads(line) for line in (run / 'probes.jsonl').read_text().splitlines()]
+        assert len(probes) == 2 and all(math.isfinite(row['real_grad_norm']) for row in probes)
+    finetune = json.loads((tmp_path / 'results' / 'runs' / 'finetune-seed0' / 'training_options.json').read_text())
+    assert finetune['resume_pkl'].endswith('.pkl') and 'pretrain-seed0' in finetune['resume_pkl']
+    assert (tmp_path / 'results' / 'tables.md').is_file() and (tmp_path / 'results' / 'figures' / 'fakes.png').is_file()
+
+    again = study(*common)
+    assert 'stylegan2 seed 0: already in' in again.stdout and 'finetune seed 0: already in' in again.stdout
+    assert 'train.py' not in again.stdout and '2 of 2 runs done.' in again.stdout
+    longer = study(*[arg if arg != 0.02 else 0.03 for arg in common[:-4]], '--configs', 'stylegan2', '--data',
+                   tiny_zip, '--reference', tiny_zip, '--hours', 1e-4)
+    assert 'more than is left; left for a later invocation' in longer.stdout  # another command, no time for it
+    assert '0 of 1 runs done, 1 left for a later invocation.' in longer.stdout
+
+
+def test_jigsaw_detector_flags_jigsaws_and_not_smooth_images():
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    from study_probes import jigsaw, seam_scores
+    ramp = torch.linspace(-1, 1, 16)
+    images = (ramp[None, None, :, None] * ramp[None, None, None, :]).repeat(8, 3, 1, 1)  # smooth: no seams
+    images = images + torch.linspace(0, 0.5, 8)[:, None, None, None]
+    jigsawed = jigsaw(images, grid=2, generator=torch.Generator().manual_seed(0))
+    assert (seam_scores(images) < 1.5).all() and (seam_scores(jigsawed) > 3).all()
+
+
+def test_paired_comparison_and_convergence_kimg():
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    from study_report import convergence_kimg, paired
+
+    class Run:
+        def __init__(self, seed, value):
+            self.seed, self.value = seed, value
+    runs = {'stylegan2': [Run(0, 10.0), Run(1, 20.0), Run(2, 30.0)], 'atopk': [Run(0, 8.0), Run(1, 21.0)]}
+    # differences -2 and +1: mean -0.5, sample std sqrt(4.5) = 2.1
+    assert paired(runs, 'atopk', lambda run: run.value) == '-0.5 +- 2.1, lower in 1 of 2'
+    curve = [(8.0, 100.0), (16.0, 60.0), (24.0, 40.0)]
+    assert convergence_kimg(curve, 50.0) == pytest.approx(20.0)  # halfway from 60 at 16 to 40 at 24
+    assert convergence_kimg(curve, 100.0) == 8.0 and math.isnan(convergence_kimg(curve, 39.0))
