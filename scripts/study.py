@@ -41,12 +41,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 from scripts.lowshot import (build_datasets, check_metrics, fetch_source, find_source, finished_run,  # noqa: E402
                              parse_seeds)
 
-CONFIGS = ('stylegan2', 'ada', 'diffaugment', 'atopk', 'worstk', 'linear-topk', 'anda', 'diggan', 'finetune')
+DEFAULT_CONFIGS = ('stylegan2', 'ada', 'diffaugment', 'atopk', 'worstk', 'linear-topk', 'anda', 'diggan', 'finetune')
+BACKBONE_CONFIGS = ('apa', 'lecam', 'insgen', 'diffusion-gan', 'diffusion-anda')  # on request (--configs)
+CONFIGS = DEFAULT_CONFIGS + BACKBONE_CONFIGS
 PRETRAIN = 'pretrain'
 CURVE_CONFIGS = ('diffaugment', 'finetune')  # Primitives-PS's FID against kimg: the metric at every curve point
 # sec/kimg on one core of the CI machine (the pilot's, with two processes side by side), until this study has its own
 SEC_PER_KIMG = {'stylegan2': 24, 'ada': 36, 'diffaugment': 30, 'atopk': 25, 'worstk': 25, 'linear-topk': 25,
-                'anda': 40, 'diggan': 60, 'finetune': 30, PRETRAIN: 35}
+                'anda': 40, 'diggan': 60, 'finetune': 30, PRETRAIN: 35, 'apa': 37, 'lecam': 36, 'insgen': 72,
+                'diffusion-gan': 30, 'diffusion-anda': 34}
+TICK_KIMG = {'cpu': 0.1}  # train.py's tick length by --cfg; 4 kimg for the others
 SEC_PER_METRIC = 400  # fid1k_full: 1,000 generated images through Inception on one core
 SEC_PER_PROBE = 10
 SYNTHETIC_DATASET_CLASS = 'plugins.primitives.dataset.SyntheticDataset'
@@ -58,6 +62,8 @@ def config_args(name, kimg, pretrained=None):
     noaug = ['--aug', 'noaug']
     ada = ['--aug', 'ada', '--ada-kimg', speed]
     diffaugment = ['--aug', 'plugins.diffaug.AugmentPipe']
+    diffusion = ['--aug', 'plugins.diffusion.AugmentPipe', '--target', '0.6', '--ada-kimg', speed,
+                 '--D-class', 'plugins.diffusion.Discriminator']
 
     def loss(class_name, **options):
         return ['--loss', class_name, '--loss-kwargs', json.dumps(options)]
@@ -72,15 +78,20 @@ def config_args(name, kimg, pretrained=None):
         'diggan': ada + loss('plugins.diggan.Loss'),
         'finetune': diffaugment + ['--resume', pretrained or '{PRETRAINED}'],
         PRETRAIN: diffaugment,
+        'apa': ada + loss('plugins.apa.Loss'),
+        'lecam': ada + loss('plugins.lecam.Loss'),
+        'insgen': ada + loss('plugins.insgen.Loss'),
+        'diffusion-gan': diffusion,
+        'diffusion-anda': diffusion + loss('plugins.anda.Loss'),
     }[name]
 
 
 class Study:
     """The runs of one invocation and the pipeline of each (see the module docstring)."""
 
-    def __init__(self, outdir, results, kimg, pretrain_kimg, snap_kimg, metric, metric_points, curve_points,
+    def __init__(self, outdir, results, cfg, kimg, pretrain_kimg, snap_kimg, metric, metric_points, curve_points,
                  train_zip, reference_zip, resolution, hours, commit, dry_run):
-        self.outdir, self.results = Path(outdir), Path(results)
+        self.outdir, self.results, self.cfg = Path(outdir), Path(results), cfg
         self.kimg, self.pretrain_kimg, self.snap_kimg = kimg, pretrain_kimg, snap_kimg
         self.metric, self.metric_points, self.curve_points = metric, metric_points, curve_points
         self.train_zip, self.reference_zip, self.resolution = Path(train_zip), Path(reference_zip), resolution
@@ -100,9 +111,9 @@ class Study:
         kimg = self.pretrain_kimg if name == PRETRAIN else self.kimg
         data = [f'synth:primitives-ps?res={self.resolution}&seed=0', '--data-class', SYNTHETIC_DATASET_CLASS] \
             if name == PRETRAIN else [str(self.train_zip)]
-        snap = max(1, round(self.snap_kimg / 0.1))  # --cfg cpu ticks are 0.1 kimg
+        snap = max(1, round(self.snap_kimg / TICK_KIMG.get(self.cfg, 4)))
         return [sys.executable, 'stylegan2_ada/train.py', '--outdir', str(self.run_outdir(name, seed)), '--data',
-                *data, '--cfg', 'cpu', '--kimg', f'{kimg:g}', '--seed', str(seed), '--snap', str(snap),
+                *data, '--cfg', self.cfg, '--kimg', f'{kimg:g}', '--seed', str(seed), '--snap', str(snap),
                 '--metrics', 'none', '--workers', '1', *config_args(name, kimg, self.pretrained)]
 
     def portable(self, command):
@@ -300,7 +311,9 @@ def schedule(study, names, seeds, jobs):
 @click.option('--pretrain-kimg', type=click.FloatRange(min=0, min_open=True), default=None,
               help='Length of the Primitives-PS pretraining [default: --kimg].')
 @click.option('--seeds', default='0,1,2', show_default=True)
-@click.option('--configs', default=','.join(CONFIGS), show_default=True, help='Comma-separated configurations.')
+@click.option('--configs', default=','.join(DEFAULT_CONFIGS), show_default=True,
+              help=f'Comma-separated configurations, also of {", ".join(BACKBONE_CONFIGS)}.')
+@click.option('--cfg', default='cpu', show_default=True, help="train.py's --cfg (low_shot on a GPU).")
 @click.option('--snap-kimg', type=click.FloatRange(min=0.1), default=4, show_default=True,
               help='Snapshot interval (each one probed).')
 @click.option('--metric', default='fid1k_full', show_default=True, help="calc_metrics.py's metric, or none.")
@@ -317,8 +330,8 @@ def schedule(study, names, seeds, jobs):
               help='Metric reference zip [default: the first 5,000 Fashion-MNIST training images].')
 @click.option('--commit', is_flag=True, help='git commit RESULTS after each finished run.')
 @click.option('--dry-run', is_flag=True, help='Print the plan and the commands; run nothing.')
-def main(outdir, results, kimg, pretrain_kimg, seeds, configs, snap_kimg, metric, metric_points, curve_points, jobs,
-         hours, data, reference, commit, dry_run):
+def main(outdir, results, kimg, pretrain_kimg, seeds, configs, cfg, snap_kimg, metric, metric_points, curve_points,
+         jobs, hours, data, reference, commit, dry_run):
     """The CPU study (see the module docstring)."""
     seeds = parse_seeds(seeds)
     names = [name.strip() for name in configs.split(',') if name.strip()]
@@ -342,7 +355,7 @@ def main(outdir, results, kimg, pretrain_kimg, seeds, configs, snap_kimg, metric
                            (outdir / 'data' / 'fmnist100-32.zip', outdir / 'data' / 'fmnist-full-32.zip'))
     from training.dataset import ImageFolderDataset
     resolution = ImageFolderDataset(str(data)).resolution if Path(data).is_file() else 32
-    study = Study(outdir, results, kimg, pretrain_kimg or kimg, snap_kimg, metric, metric_points, curve_points,
+    study = Study(outdir, results, cfg, kimg, pretrain_kimg or kimg, snap_kimg, metric, metric_points, curve_points,
                   Path(data).resolve(), Path(reference).resolve(), resolution, hours, commit, dry_run)
     runs = len(names) * len(seeds) + ('finetune' in names)
     print(f'Plan: {runs} runs ({", ".join(names)} x seeds {", ".join(map(str, seeds))}'

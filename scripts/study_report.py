@@ -34,10 +34,13 @@ from scripts.report import plot_panels  # noqa: E402
 
 # Each configuration's own baseline for the paired comparison: the run it adds one thing to.
 BASELINES = {'ada': 'stylegan2', 'diffaugment': 'stylegan2', 'atopk': 'stylegan2', 'worstk': 'stylegan2',
-             'linear-topk': 'stylegan2', 'anda': 'ada', 'diggan': 'ada', 'finetune': 'diffaugment'}
+             'linear-topk': 'stylegan2', 'anda': 'ada', 'diggan': 'ada', 'finetune': 'diffaugment', 'apa': 'ada',
+             'lecam': 'ada', 'insgen': 'ada', 'diffusion-gan': 'stylegan2', 'diffusion-anda': 'diffusion-gan'}
 LABELS = {'stylegan2': 'StyleGAN2', 'ada': 'StyleGAN2 + ADA', 'diffaugment': 'StyleGAN2 + DiffAugment',
           'atopk': '+ ATop-k', 'worstk': '+ Worst-k', 'linear-topk': '+ Linear Top-k', 'anda': 'ADA + ANDA',
-          'diggan': 'ADA + DigGAN', 'finetune': 'Primitives-PS fine-tuning (DiffAugment)'}
+          'diggan': 'ADA + DigGAN', 'finetune': 'Primitives-PS fine-tuning (DiffAugment)', 'apa': 'ADA + APA',
+          'lecam': 'ADA + LeCam', 'insgen': 'InsGen (ADA)', 'diffusion-gan': 'Diffusion-GAN',
+          'diffusion-anda': 'Diffusion-GAN + ANDA'}
 
 
 class Run:
