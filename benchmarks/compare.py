@@ -66,9 +66,10 @@ BGC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, bri
            hue=1, saturation=1)   # train.py's --augpipe bgc, which --aug ada uses by default
 
 
-def build_networks(resolution, channel_base, channel_max, z_dim, device, seed, d_class=None):
+def build_networks(resolution, channel_base, channel_max, z_dim, device, seed, d_class=None, fp16=False):
     torch.manual_seed(seed)
-    common = dict(channel_base=channel_base, channel_max=channel_max, num_fp16_res=0, conv_clamp=None)
+    common = dict(channel_base=channel_base, channel_max=channel_max, num_fp16_res=4 if fp16 else 0,
+                  conv_clamp=256 if fp16 else None)  # --fp16: upstream's mixed precision (FP32 on a CPU)
     G = Generator(z_dim=z_dim, c_dim=0, w_dim=z_dim, img_resolution=resolution, img_channels=3,
                   mapping_kwargs=dict(num_layers=2), synthesis_kwargs=common).to(device)
     D = (import_class(d_class) if d_class else Discriminator)(c_dim=0, img_resolution=resolution, img_channels=3,
@@ -211,11 +212,12 @@ class Setup:
     threads: int
     seed: int
     d_class: str = None  # a discriminator class in place of upstream's, for every configuration
+    fp16: bool = False  # FP16 in the 4 highest resolutions, as the papers train
 
     def networks_and_data(self):
         device = torch.device(self.device)
         G, D = build_networks(self.resolution, self.channel_base, self.channel_max, self.z_dim, device, self.seed,
-                              self.d_class)
+                              self.d_class, self.fp16)
         data = make_data(self.minibatches, self.batch, self.batch_gpu, self.resolution, self.z_dim, device, self.seed)
         return G, D, data
 
@@ -364,6 +366,8 @@ def setup_options(function):
         click.option('--D-class', 'd_class', default=None, metavar='CLASS',
                      help="A discriminator class for every configuration (plugins.diffusion.Discriminator for "
                           "Diffusion-GAN's pipe) [default: upstream's]."),
+        click.option('--fp16', is_flag=True, help="Upstream's mixed precision (FP16 in the 4 highest resolutions, "
+                     "conv_clamp 256), as the papers train; a CPU runs FP32 regardless."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -371,7 +375,7 @@ def setup_options(function):
 
 
 def make_setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_max, z_dim, device, threads, seed,
-               d_class=None):
+               d_class=None, fp16=False):
     batch_gpu = batch_gpu or batch
     if d_class is not None:
         try:
@@ -389,12 +393,13 @@ def make_setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_
     if torch.device(device).type == 'cuda' and not torch.cuda.is_available():
         raise click.BadParameter(f'{device}: CUDA is not available in this PyTorch', param_hint='--device')
     return Setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_max, z_dim, device, threads, seed,
-                 d_class)
+                 d_class, fp16)
 
 
 def describe(setup, repeats):
     return (f'{setup.resolution}x{setup.resolution}, batch {setup.batch} in chunks of {setup.batch_gpu}, '
-            f'{setup.minibatches} minibatches x {repeats} repeats, device {setup.device}, {setup.threads} thread(s)')
+            f'{setup.minibatches} minibatches x {repeats} repeats, device {setup.device}, {setup.threads} thread(s)'
+            + (', FP16' if setup.fp16 else ''))
 
 
 @click.command()

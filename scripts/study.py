@@ -90,13 +90,13 @@ class Study:
     """The runs of one invocation and the pipeline of each (see the module docstring)."""
 
     def __init__(self, outdir, results, cfg, kimg, pretrain_kimg, snap_kimg, metric, metric_points, curve_points,
-                 train_zip, reference_zip, resolution, hours, commit, dry_run):
+                 train_zip, reference_zip, resolution, hours, commit, dry_run, estimate_scale=1.0):
         self.outdir, self.results, self.cfg = Path(outdir), Path(results), cfg
         self.kimg, self.pretrain_kimg, self.snap_kimg = kimg, pretrain_kimg, snap_kimg
         self.metric, self.metric_points, self.curve_points = metric, metric_points, curve_points
         self.train_zip, self.reference_zip, self.resolution = Path(train_zip), Path(reference_zip), resolution
         self.deadline = time.time() + hours * 3600
-        self.commit, self.dry_run = commit, dry_run
+        self.commit, self.dry_run, self.estimate_scale = commit, dry_run, estimate_scale
         self.lock = threading.Lock()
         self.pretrained = None  # the pretraining's last snapshot, once it exists
         self.reference_lock = threading.Lock()  # the first metric computes the reference's statistics; the rest
@@ -147,7 +147,8 @@ class Study:
             return sum(sum(entry.values()) for entry in measured) / len(measured)
         kimg = self.pretrain_kimg if name == PRETRAIN else self.kimg
         points = len(self.points(name, kimg)) if self.metric else 0
-        return SEC_PER_KIMG[name] * kimg + SEC_PER_METRIC * points + SEC_PER_PROBE * (kimg / self.snap_kimg + 1)
+        return self.estimate_scale * (SEC_PER_KIMG[name] * kimg + SEC_PER_METRIC * points +
+                                      SEC_PER_PROBE * (kimg / self.snap_kimg + 1))
 
     def points(self, name, kimg):
         """The kimg of the snapshots whose metric is computed."""
@@ -246,8 +247,8 @@ class Study:
             done = dict(command=self.portable(command), seconds={k: round(v) for k, v in seconds.items()},
                         finished=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_description())
             (target / 'done.json').write_text(json.dumps(done, indent=2) + '\n')
-            subprocess.run([sys.executable, 'scripts/study_report.py', '--results', str(self.results)], cwd=ROOT,
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, 'scripts/study_report.py', '--results', str(self.results), '--metric',
+                            self.metric or 'none'], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             if self.commit:
                 subprocess.run(['git', 'add', str(self.results)], cwd=ROOT, check=True)
                 subprocess.run(['git', 'commit', '-q', '-m', f'CPU study: {name} seed {seed}', '--', str(self.results)],
@@ -328,10 +329,12 @@ def schedule(study, names, seeds, jobs):
               help='Training zip [default: 100 Fashion-MNIST images, built by scripts/lowshot.py].')
 @click.option('--reference', type=click.Path(dir_okay=False), default=None,
               help='Metric reference zip [default: the first 5,000 Fashion-MNIST training images].')
+@click.option('--estimate-scale', type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="The default estimates' factor until this study has measured runs (below 1 on a GPU).")
 @click.option('--commit', is_flag=True, help='git commit RESULTS after each finished run.')
 @click.option('--dry-run', is_flag=True, help='Print the plan and the commands; run nothing.')
 def main(outdir, results, kimg, pretrain_kimg, seeds, configs, cfg, snap_kimg, metric, metric_points, curve_points,
-         jobs, hours, data, reference, commit, dry_run):
+         jobs, hours, data, reference, estimate_scale, commit, dry_run):
     """The CPU study (see the module docstring)."""
     seeds = parse_seeds(seeds)
     names = [name.strip() for name in configs.split(',') if name.strip()]
@@ -356,7 +359,7 @@ def main(outdir, results, kimg, pretrain_kimg, seeds, configs, cfg, snap_kimg, m
     from training.dataset import ImageFolderDataset
     resolution = ImageFolderDataset(str(data)).resolution if Path(data).is_file() else 32
     study = Study(outdir, results, cfg, kimg, pretrain_kimg or kimg, snap_kimg, metric, metric_points, curve_points,
-                  Path(data).resolve(), Path(reference).resolve(), resolution, hours, commit, dry_run)
+                  Path(data).resolve(), Path(reference).resolve(), resolution, hours, commit, dry_run, estimate_scale)
     runs = len(names) * len(seeds) + ('finetune' in names)
     print(f'Plan: {runs} runs ({", ".join(names)} x seeds {", ".join(map(str, seeds))}'
           f'{" + one pretraining" if "finetune" in names else ""}), {kimg:g} kimg each, adaptive speeds '

@@ -107,3 +107,17 @@ def test_paired_comparison_and_convergence_kimg():
     curve = [(8.0, 100.0), (16.0, 60.0), (24.0, 40.0)]
     assert convergence_kimg(curve, 50.0) == pytest.approx(20.0)  # halfway from 60 at 16 to 40 at 24
     assert convergence_kimg(curve, 100.0) == 8.0 and math.isnan(convergence_kimg(curve, 39.0))
+
+
+def test_gpu_study_runs_its_three_steps_in_tiny_mode_with_a_summary(tmp_path):
+    result = subprocess.run([sys.executable, 'scripts/gpu_study.py', '--tiny', '--outdir', str(tmp_path), '--seeds', '0',
+                             '--jobs', '2'], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = (tmp_path / 'summary.md').read_text()
+    assert '## CUDA ops: status 1' in summary and 'this PyTorch is a CPU build' in summary  # no GPU here
+    assert '## benchmark: ok' in summary and 'device cpu, 1 thread(s), FP16, augmentation ada' in summary
+    assert '## study: ok' in summary and '2 of 2 runs done.' in summary
+    assert '| + ATop-k | 0 |' in summary and 'Metric: `none`' not in summary  # no metric: none named
+    entries = json.loads((tmp_path / 'summary.json').read_text())
+    assert [entry['name'] for entry in entries] == ['CUDA ops', 'benchmark', 'study']
+    assert (tmp_path / 'study' / 'runs' / 'atopk-seed0' / 'done.json').is_file()
