@@ -46,8 +46,8 @@ LABELS = {'stylegan2': 'StyleGAN2', 'ada': 'StyleGAN2 + ADA', 'diffaugment': 'St
 class Run:
     def __init__(self, path):
         self.path = path
-        self.config, _, seed = path.name.rpartition('-seed')
-        self.seed = int(seed)
+        config, _, seed = path.name.rpartition('-seed')
+        self.config, self.seed = (config, int(seed)) if config and seed.isdigit() else (path.name, 0)  # the pilots
         self.stats = [json.loads(line) for line in gzip.decompress((path / 'stats.jsonl.gz').read_bytes()).splitlines()
                       if line.strip()]
         self.probes = [json.loads(line) for line in (path / 'probes.jsonl').read_text().splitlines()
