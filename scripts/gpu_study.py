@@ -18,7 +18,9 @@ the CPU in seconds on synthetic data (the ops check then reports a CPU build), a
 """
 
 import json
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -45,9 +47,12 @@ def step(name, command, timeout, log):
     print(f'[{name}] + {shlex.join(command)}', flush=True)
     started = time.time()
     with open(log, 'w') as out:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            rc = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
+            rc = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # with its children: the study's training processes
+            process.wait()
             rc = 'stopped at its time limit'
     tail = Path(log).read_text(errors='replace').splitlines()[-25:]
     return dict(name=name, command=shlex.join(command), status=rc, seconds=round(time.time() - started),
@@ -83,6 +88,9 @@ def datasets(outdir, tiny):
                             '--resolution', '16', '--synth', 'primitives-ps', '--seed', '0', '--workers', '1'],
                            cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         return path, path
+    ready = data / 'fmnist100-32.zip', data / 'fmnist-full-32.zip'
+    if all(path.is_file() for path in ready):  # built beforehand (--prepare) and carried
+        return ready
     return build_datasets(find_source(None, outdir / 'cache') or fetch_source(outdir / 'cache'), data, 100, 32, 0,
                           5000)
 

@@ -54,7 +54,8 @@ AUGPIPE_GROUPS = (
     ('c', 'cutout', ('cutout',)),
 )
 UPSTREAM_PIPE = 'training.augment.AugmentPipe'
-LOSS_KWARGS_NOT_OPTIONS = ('class_name', 'random_seed', 'training_set_size', 'ada_target', 'batch_size')
+LOSS_KWARGS_NOT_OPTIONS = ('class_name', 'random_seed', 'training_set_size', 'ada_target', 'batch_size', 'xflip',
+                           'G_opt_kwargs', 'D_opt_kwargs', 'G_reg_interval', 'D_reg_interval')  # facts of the run
 
 
 class ReportError(ValueError):

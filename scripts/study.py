@@ -130,24 +130,34 @@ class Study:
     def result_dir(self, name, seed):
         return self.results / 'runs' / f'{name}-seed{seed}'
 
+    def measured(self, name):
+        """The metric and its points of a run, as recorded beside its command."""
+        kimg = self.pretrain_kimg if name == PRETRAIN else self.kimg
+        return {'name': self.metric, 'kimg': self.points(name, kimg) if self.metric else []}
+
     def recorded(self, name, seed):
-        """Whether RESULTS holds this run, made by the same command."""
+        """Whether RESULTS holds this run, made by the same command and measured alike."""
         done = self.result_dir(name, seed) / 'done.json'
-        return done.is_file() and json.loads(done.read_text()).get('command') == self.portable(self.command(name, seed))
+        if not done.is_file():
+            return False
+        done = json.loads(done.read_text())
+        return done.get('command') == self.portable(self.command(name, seed)) and done.get('metric') == \
+            self.measured(name)
 
     # ------------------------------------------------------------------------------------------------------------
     # Estimates and the budget.
 
-    def estimate(self, name):
-        """Seconds a run's pipeline takes: this study's own mean when it has finished runs of the config, else the
-        defaults."""
+    def estimate(self, name, trained):
+        """Seconds a run's pipeline takes (without the training when `trained`): this study's own mean when it
+        has finished runs of the config, else the defaults."""
         measured = [json.loads(path.read_text())['seconds']
                     for path in self.results.glob(f'runs/{name}-seed*/done.json')]
         if measured:
-            return sum(sum(entry.values()) for entry in measured) / len(measured)
+            return sum(sum(v for k, v in entry.items() if k != 'train' or not trained)
+                       for entry in measured) / len(measured)
         kimg = self.pretrain_kimg if name == PRETRAIN else self.kimg
         points = len(self.points(name, kimg)) if self.metric else 0
-        return self.estimate_scale * (SEC_PER_KIMG[name] * kimg + SEC_PER_METRIC * points +
+        return self.estimate_scale * (SEC_PER_KIMG[name] * kimg * (not trained) + SEC_PER_METRIC * points +
                                       SEC_PER_PROBE * (kimg / self.snap_kimg + 1))
 
     def points(self, name, kimg):
@@ -180,16 +190,20 @@ class Study:
             if self.pretrained is None:
                 self.say(f'{name} seed {seed}: no pretrained snapshot (the pretraining did not run); left for later')
                 return False
-        if time.time() + self.estimate(name) > self.deadline:
-            self.say(f'{name} seed {seed}: about {self.estimate(name) / 60:.0f} min, more than is left; left for a '
-                     'later invocation')
-            return False
         command = self.command(name, seed)
         run_outdir = self.run_outdir(name, seed)
+        run_dir = self.finished(name, seed, run_outdir, command)
+        estimate = self.estimate(name, trained=run_dir is not None)
+        if time.time() + estimate > self.deadline:
+            self.say(f'{name} seed {seed}: about {estimate / 60:.0f} min, more than is left; left for a later '
+                     'invocation')
+            return False
         seconds = {}
         started = time.time()
-        run_dir = finished_run(run_outdir, self.portable(command)) if not self.dry_run else None
-        if run_dir is None:
+        if run_dir is not None:  # trained by an earlier invocation: its own training time
+            seconds['train'] = json.loads((run_dir / 'stats.jsonl').read_text().splitlines()[-1])[
+                'Timing/total_sec']['mean']
+        else:
             if not self.dry_run:
                 shutil.rmtree(run_outdir, ignore_errors=True)  # an interrupted earlier attempt
                 run_outdir.mkdir(parents=True)
@@ -198,17 +212,17 @@ class Study:
             run_dir = finished_run(run_outdir, self.portable(command)) if not self.dry_run else run_outdir / 'RUN'
             if run_dir is None:
                 raise click.ClickException(f'{run_outdir}: training ended without a finished run')
-        seconds['train'] = time.time() - started
+            seconds['train'] = time.time() - started
         if name == PRETRAIN:
             self.pretrained = str(max(run_dir.glob('network-snapshot-*.pkl'))) if not self.dry_run else 'PRETRAINED'
             if self.recorded(name, seed):
                 return True
         started = time.time()
         for snapshot in self.metric_snapshots(name, run_dir):
-            command = [sys.executable, 'stylegan2_ada/calc_metrics.py', '--metrics', self.metric, '--data',
-                       str(self.reference_zip), '--network', str(snapshot)]
+            evaluate = [sys.executable, 'stylegan2_ada/calc_metrics.py', '--metrics', self.metric, '--data',
+                        str(self.reference_zip), '--network', str(snapshot)]
             with self.reference_lock if not self.reference_cached else contextlib.nullcontext():
-                self.execute(command, self.outdir / f'{name}-seed{seed}.log')
+                self.execute(evaluate, self.outdir / f'{name}-seed{seed}.log')
                 self.reference_cached = True
         seconds['metrics'] = time.time() - started
         started = time.time()
@@ -220,6 +234,17 @@ class Study:
         if not self.dry_run:
             self.record(name, seed, run_dir, command, seconds)
         return True
+
+    def finished(self, name, seed, run_outdir, command):
+        """The run directory this command finished under --outdir, or None (also when what is there was made by
+        another command: it is trained again)."""
+        if self.dry_run:
+            return None
+        try:
+            return finished_run(run_outdir, self.portable(command))
+        except click.ClickException:
+            self.say(f'{name} seed {seed}: {run_outdir} holds a run of another command; training it again')
+            return None
 
     def metric_snapshots(self, name, run_dir):
         """The snapshots at the metric points that have no metric row yet."""
@@ -244,7 +269,8 @@ class Study:
                 for path in run_dir.glob(pattern):
                     shutil.copy2(path, target / path.name)
             (target / 'stats.jsonl.gz').write_bytes(gzip.compress((run_dir / 'stats.jsonl').read_bytes(), mtime=0))
-            done = dict(command=self.portable(command), seconds={k: round(v) for k, v in seconds.items()},
+            done = dict(command=self.portable(command), metric=self.measured(name),
+                        seconds={k: round(v) for k, v in seconds.items()},
                         finished=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_description())
             (target / 'done.json').write_text(json.dumps(done, indent=2) + '\n')
             subprocess.run([sys.executable, 'scripts/study_report.py', '--results', str(self.results), '--metric',
@@ -287,8 +313,8 @@ def schedule(study, names, seeds, jobs):
             try:
                 if study.pipeline(name, seed):
                     finished.append((name, seed))
-            except (subprocess.CalledProcessError, click.ClickException) as err:
-                errors.append(f'{name} seed {seed}: {err}')
+            except Exception as err:  # noqa: BLE001 - any failure ends the invocation, reported
+                errors.append(f'{name} seed {seed}: {type(err).__name__}: {err}')
             finally:
                 if name == PRETRAIN:
                     study.pretrain_done.set()
@@ -353,9 +379,10 @@ def main(outdir, results, kimg, pretrain_kimg, seeds, configs, cfg, snap_kimg, m
             raise click.BadParameter(f'{path}: no such file', param_hint=option)
     outdir, results = Path(outdir).resolve(), Path(results).resolve()
     if data is None:
-        source = find_source(None, outdir / 'cache') or (None if dry_run else fetch_source(outdir / 'cache'))
-        data, reference = (build_datasets(source, outdir / 'data', 100, 32, 0, 5000) if source else
-                           (outdir / 'data' / 'fmnist100-32.zip', outdir / 'data' / 'fmnist-full-32.zip'))
+        data, reference = outdir / 'data' / 'fmnist100-32.zip', outdir / 'data' / 'fmnist-full-32.zip'
+        if not dry_run:
+            source = find_source(None, outdir / 'cache') or fetch_source(outdir / 'cache')
+            data, reference = build_datasets(source, outdir / 'data', 100, 32, 0, 5000)
     from training.dataset import ImageFolderDataset
     resolution = ImageFolderDataset(str(data)).resolution if Path(data).is_file() else 32
     study = Study(outdir, results, cfg, kimg, pretrain_kimg or kimg, snap_kimg, metric, metric_points, curve_points,

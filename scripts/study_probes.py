@@ -63,11 +63,11 @@ def calibrate(reference):
     return threshold, (seam_scores(jigsawed) > threshold).float().mean().item()
 
 
-def scores_and_norms(D, images, chunk=4):
+def scores_and_norms(D, images, c_dim, chunk=4):
     """(mean logit, mean input-gradient norm) of D over images, in chunks of the training batch (for D's
-    minibatch-stddev layer)."""
+    minibatch-stddev layer); c_dim is the dataset's label width (a timestep-conditioned D adds its own)."""
     logits, norms = [], []
-    c = torch.zeros([chunk, D.c_dim])
+    c = torch.zeros([chunk, c_dim])
     for part in images.split(chunk):
         part = part.detach().requires_grad_(True)
         out = D(part, c[:len(part)])
@@ -117,16 +117,18 @@ def main(run_dir, data, reference):
             snapshot = pickle.load(f)
         G, D, G_ema = (snapshot[name].eval().requires_grad_(False) for name in ('G', 'D', 'G_ema'))
         fakes = generate(G, len(reals), seed=1)
-        real_score, real_norm = scores_and_norms(D, reals)
-        fake_score, fake_norm = scores_and_norms(D, fakes)
+        real_score, real_norm = scores_and_norms(D, reals, G.c_dim)
+        fake_score, fake_norm = scores_and_norms(D, fakes, G.c_dim)
         leaks = (seam_scores(generate(G_ema, FAKES_FOR_LEAKS, seed=2)) > threshold).float().mean().item()
         row = dict(snapshot=path.name, kimg=float(path.stem.rpartition('-')[2]), real_score=real_score,
                    fake_score=fake_score, real_grad_norm=real_norm, fake_grad_norm=fake_norm, jigsaw_rate=leaks,
                    jigsaw_threshold=threshold, jigsaw_sensitivity=sensitivity)
         with open(out, 'a') as f:
             f.write(json.dumps(row) + '\n')
-        if path == snapshots[-1]:
-            save_grid(generate(G_ema, 16, seed=3), run_dir / 'fakes-final.png')
+    if todo or not (run_dir / 'fakes-final.png').is_file():
+        with open(snapshots[-1], 'rb') as f:
+            G_ema = pickle.load(f)['G_ema'].eval().requires_grad_(False)
+        save_grid(generate(G_ema, 16, seed=3), run_dir / 'fakes-final.png')
     print(f'{run_dir}: probed {len(todo)} snapshot(s) into {out}')
 
 

@@ -104,8 +104,22 @@ def test_released_settings():
 # ----------------------------------------------------------------------------------------------------------------
 # The terms on tiny upstream networks.
 
+ADAM_G = {'class_name': 'torch.optim.Adam', 'lr': 0.001, 'betas': [0, 0.9], 'eps': 1e-8}
+ADAM_D = {'class_name': 'torch.optim.Adam', 'lr': 0.003, 'betas': [0, 0.99], 'eps': 1e-8}
+
+
 def insgen_loss(G, D, **options):
-    return make_loss(G, D, 'plugins.Loss', augment_pipe=IdentityPipe(), training_set_size=200, insgen=options)
+    """plugins.Loss with InsGen on the tiny networks, its momentum copies moved away from what they copy (so that a
+    key computed with D or the query MLP instead would show)."""
+    loss = make_loss(G, D, 'plugins.Loss', augment_pipe=IdentityPipe(), training_set_size=200, G_opt_kwargs=ADAM_G,
+                     D_opt_kwargs=ADAM_D, insgen=options)
+    insgen = loss.methods['insgen']
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in (insgen.D_momentum, insgen.heads['real'].momentum_mlp, insgen.heads['fake'].momentum_mlp):
+            for param in module.parameters():
+                param.add_(torch.randn(param.shape, generator=generator) * 0.05)
+    return loss
 
 
 def call(loss, G, D, phase, batch, seed=7):
@@ -120,6 +134,14 @@ def call(loss, G, D, phase, batch, seed=7):
     return [p.grad.clone() for p in module.parameters()]
 
 
+def moved(head, momentum=0.999):
+    """A copy of a head after its key MLP's momentum step."""
+    head = copy.deepcopy(head)
+    for key_param, param in zip(head.momentum_mlp.parameters(), head.mlp.parameters()):
+        key_param.data.copy_(key_param * momentum + param * (1 - momentum))
+    return head
+
+
 def test_d_main_gets_upstreams_gradient_plus_both_instance_terms():
     G, D = tiny_networks()
     batch = Batches(batch=4, batch_gpu=4).next()
@@ -128,6 +150,7 @@ def test_d_main_gets_upstreams_gradient_plus_both_instance_terms():
     loss = insgen_loss(G, D, real_weight=0.7, fake_weight=0.3)
     insgen = loss.methods['insgen']
     before = copy.deepcopy(insgen.heads)
+    momentum_D = copy.deepcopy(insgen.D_momentum)  # D main alone starts no minibatch: the copy stays where it is
     combined = call(loss, G, D, 'Dmain', batch)
 
     D.requires_grad_(True)
@@ -135,22 +158,30 @@ def test_d_main_gets_upstreams_gradient_plus_both_instance_terms():
     torch.manual_seed(7)  # the loss's draws: G(z) for D's fake term, then the perturbation and G(z + noise)
     gen_img, _ = loss.run_G(z[0], c[0], sync=False)
     perturbed, _ = loss.run_G(z[0] + torch.randn(z[0].shape) * 0.15, c[0], sync=False)
-    terms = {}
+    terms, enqueued = {}, {}
     for kind, images, key_images in (('real', real[0], real[0]), ('fake', gen_img.detach(), perturbed)):
-        head = copy.deepcopy(before[kind])
-        for key_param, param in zip(head.momentum_mlp.parameters(), head.mlp.parameters()):
-            key_param.data.copy_(key_param * 0.999 + param * 0.001)
+        head = moved(before[kind])
+        query_features = features(D, images)
         with torch.no_grad():
-            key = project(head.momentum_mlp, features(insgen.D_momentum, key_images))
-        terms[kind] = infonce(project(head.mlp, features(D, images)), key, head.queue, 0.2)
+            key = project(head.momentum_mlp, features(momentum_D, key_images))
+            # the real queue takes the keys; the fake queue the key MLP's projection of D's query features
+            enqueued[kind] = key if kind == 'real' else project(head.momentum_mlp, query_features)
+        terms[kind] = infonce(project(head.mlp, query_features), key, head.queue, 0.2)
     (0.7 * terms['real'] + 0.3 * terms['fake']).float().backward()
     extras = [torch.zeros_like(p) if p.grad is None else p.grad for p in D.parameters()]  # b4 is not in the terms
     for total, base, extra in zip(combined, upstream, extras):
         torch.testing.assert_close(total, base + extra, rtol=1e-4, atol=1e-6)
-    for kind in ('real', 'fake'):  # each head took a step, and its queue 4 new keys
+    for kind in ('real', 'fake'):  # each head took a step, and its queue 4 new entries
         assert not torch.equal(insgen.heads[kind].mlp[0].weight, before[kind].mlp[0].weight)
         assert int(insgen.heads[kind].queue_ptr) == 4
+        torch.testing.assert_close(insgen.heads[kind].queue[:, :4].T, enqueued[kind])
         assert torch.equal(insgen.heads[kind].queue[:, 4:], before[kind].queue[:, 4:])
+    # each head's Adam has its network's settings, scaled as the training loop scales them for lazy regularization
+    for kind, settings, interval in (('real', ADAM_D, 16), ('fake', ADAM_G, 4)):
+        group = insgen.optimizers[kind].param_groups[0]
+        ratio = interval / (interval + 1)
+        assert group['lr'] == pytest.approx(settings['lr'] * ratio)
+        assert group['betas'] == pytest.approx([b ** ratio for b in settings['betas']])
 
 
 def test_g_main_gets_upstreams_gradient_plus_the_weighted_fake_term_and_moves_no_head():
@@ -168,11 +199,10 @@ def test_g_main_gets_upstreams_gradient_plus_the_weighted_fake_term_and_moves_no
     G.zero_grad(set_to_none=True)
     torch.manual_seed(7)
     gen_img, _ = loss.run_G(z[0], c[0], sync=False)
-    head = copy.deepcopy(before['fake'])
-    for key_param, param in zip(head.momentum_mlp.parameters(), head.mlp.parameters()):
-        key_param.data.copy_(key_param * 0.999 + param * 0.001)
+    head = moved(before['fake'])
     for ema, param in zip(momentum_D.parameters(), D.D.parameters()):  # the minibatch's step of D's copy
         ema.data.copy_(ema * 0.999 + param * 0.001)
+    torch.testing.assert_close(insgen.D_momentum.state_dict(), momentum_D.state_dict(), rtol=0, atol=0)
     with torch.no_grad():  # the key view carries no gradient to G
         key = project(head.momentum_mlp, features(momentum_D, gen_img))
     (0.5 * infonce(project(head.mlp, features(D, gen_img)), key, head.queue, 0.2)).float().backward()
@@ -181,7 +211,8 @@ def test_g_main_gets_upstreams_gradient_plus_the_weighted_fake_term_and_moves_no
     fake_head = insgen.heads['fake']
     assert torch.equal(fake_head.mlp[0].weight, before['fake'].mlp[0].weight)  # G's term trains no head
     assert torch.equal(fake_head.queue, before['fake'].queue) and int(fake_head.queue_ptr) == 0
-    torch.testing.assert_close(fake_head.momentum_mlp[0].weight, head.momentum_mlp[0].weight)  # but moves its keys
+    assert not torch.equal(fake_head.momentum_mlp[0].weight, before['fake'].momentum_mlp[0].weight)  # but moves
+    torch.testing.assert_close(fake_head.momentum_mlp[0].weight, head.momentum_mlp[0].weight)  # its key MLP
     assert all(p.grad is None for p in fake_head.parameters())
 
 

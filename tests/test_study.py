@@ -121,3 +121,18 @@ def test_gpu_study_runs_its_three_steps_in_tiny_mode_with_a_summary(tmp_path):
     entries = json.loads((tmp_path / 'summary.json').read_text())
     assert [entry['name'] for entry in entries] == ['CUDA ops', 'benchmark', 'study']
     assert (tmp_path / 'study' / 'runs' / 'atopk-seed0' / 'done.json').is_file()
+
+
+def test_probes_measure_a_timestep_conditioned_discriminator_too():
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    from study_probes import scores_and_norms
+    from plugins.diffusion import Discriminator
+    torch.manual_seed(0)
+    D = Discriminator(c_dim=0, img_resolution=8, img_channels=3, channel_base=256, channel_max=16)  # c_dim 1 inside
+    images = torch.randn([8, 3, 8, 8])
+    score, norm = scores_and_norms(D, images, c_dim=0)
+    images.requires_grad_(True)
+    logits = torch.cat([D(part, torch.zeros([4, 0])) for part in images.split(4)])
+    grads, = torch.autograd.grad(logits.sum(), images)
+    assert score == pytest.approx(logits.mean().item(), rel=1e-5)
+    assert norm == pytest.approx(grads.flatten(1).norm(dim=1).mean().item(), rel=1e-5)
