@@ -14,7 +14,7 @@ import torch
 
 from tests.conftest import read_stats, run_upstream, train
 from tests.test_plugin_loss import assert_same_trace, gradient_trace
-from tests.tiny import Batches, make_loss, one_thread, tiny_networks  # noqa: F401 (autouse fixture)
+from tests.tiny import Batches, make_loss, one_thread, phase_gradients, tiny_networks  # noqa: F401 (autouse fixture)
 
 
 class IdentityPipe(torch.nn.Module):
@@ -122,18 +122,6 @@ def insgen_loss(G, D, **options):
     return loss
 
 
-def call(loss, G, D, phase, batch, seed=7):
-    real, real_c, z, c = batch
-    module = G if phase.startswith('G') else D
-    G.requires_grad_(module is G)
-    D.requires_grad_(module is D)
-    module.zero_grad(set_to_none=True)
-    torch.manual_seed(seed)
-    loss.accumulate_gradients(phase, real[0], real_c[0], z[0], c[0], sync=True, gain=1)
-    module.requires_grad_(False)
-    return [p.grad.clone() for p in module.parameters()]
-
-
 def moved(head, momentum=0.999):
     """A copy of a head after its key MLP's momentum step."""
     head = copy.deepcopy(head)
@@ -146,12 +134,12 @@ def test_d_main_gets_upstreams_gradient_plus_both_instance_terms():
     G, D = tiny_networks()
     batch = Batches(batch=4, batch_gpu=4).next()
     real, _real_c, z, c = batch
-    upstream = call(make_loss(G, D, 'training.loss.StyleGAN2Loss'), G, D, 'Dmain', batch)
+    upstream = phase_gradients(make_loss(G, D, 'training.loss.StyleGAN2Loss'), G, D, batch, 'Dmain')
     loss = insgen_loss(G, D, real_weight=0.7, fake_weight=0.3)
     insgen = loss.methods['insgen']
     before = copy.deepcopy(insgen.heads)
     momentum_D = copy.deepcopy(insgen.D_momentum)  # D main alone starts no minibatch: the copy stays where it is
-    combined = call(loss, G, D, 'Dmain', batch)
+    combined = phase_gradients(loss, G, D, batch, 'Dmain')
 
     D.requires_grad_(True)
     D.zero_grad(set_to_none=True)
@@ -188,12 +176,12 @@ def test_g_main_gets_upstreams_gradient_plus_the_weighted_fake_term_and_moves_no
     G, D = tiny_networks()
     batch = Batches(batch=4, batch_gpu=4).next()
     _real, _real_c, z, c = batch
-    upstream = call(make_loss(G, D, 'training.loss.StyleGAN2Loss'), G, D, 'Gmain', batch)
+    upstream = phase_gradients(make_loss(G, D, 'training.loss.StyleGAN2Loss'), G, D, batch, 'Gmain')
     loss = insgen_loss(G, D, g_weight=0.5)
     insgen = loss.methods['insgen']
     before = copy.deepcopy(insgen.heads)
     momentum_D = copy.deepcopy(insgen.D_momentum)
-    combined = call(loss, G, D, 'Gmain', batch)
+    combined = phase_gradients(loss, G, D, batch, 'Gmain')
 
     G.requires_grad_(True)
     G.zero_grad(set_to_none=True)
