@@ -121,14 +121,14 @@ def main(outdir, minutes, kimg, seeds, jobs, estimate_scale, prepare, tiny):
     device = 'cpu' if tiny else 'cuda'
     python = sys.executable
     entries = [step('CUDA ops', [python, 'scripts/check_cuda_ops.py'], SHARES['ops'] * budget, outdir / 'ops.log')]
-    size = ['--resolution', '16', '--batch', '4', '--minibatches', '2', '--repeats', '1', '--channel-max', '16'] \
-        if tiny else ['--resolution', '64', '--batch', '16', '--minibatches', '32', '--repeats', '3',
+    size = ['--resolution', '16', '--batch', '4', '--minibatches', '2', '--repeats', '1', '--channel-max', '16',
+            '--no-memory'] if tiny else ['--resolution', '64', '--batch', '16', '--minibatches', '32', '--repeats', '3',
                       '--channel-max', '256']
     methods = [arg for method in (METHODS[:2] if tiny else METHODS) for arg in ('--method', method)]
     entries.append(step('benchmark', [python, 'benchmarks/compare.py', '--device', device, '--fp16', '--aug', 'ada',
                                       *methods, *size], SHARES['benchmark'] * budget, outdir / 'benchmark.log'))
     left = budget - (time.time() - started) - MARGIN_SECONDS
-    configs = ['stylegan2', 'atopk'] if tiny else [*DEFAULT_CONFIGS, *BACKBONE_CONFIGS]
+    configs = ['atopk'] if tiny else [*DEFAULT_CONFIGS, *BACKBONE_CONFIGS]
     study = [python, 'scripts/study.py', '--outdir', str(outdir / 'runs'), '--results', str(outdir / 'study'),
              '--cfg', 'cpu' if tiny else 'low_shot', '--kimg', '0.02' if tiny else f'{kimg:g}', '--seeds', seeds,
              '--configs', ','.join(configs), '--jobs', str(jobs), '--hours', f'{max(left, 1) / 3600:.4f}',

@@ -59,25 +59,27 @@ def test_bad_options_are_refused_before_anything_is_written(tmp_path, args, mess
 
 def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip):
     common = ['--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--kimg', 0.02, '--seeds', 0,
-              '--configs', 'stylegan2,finetune', '--snap-kimg', 0.1, '--metric', 'none', '--jobs', 1,
+              '--configs', 'finetune', '--snap-kimg', 0.1, '--metric', 'none', '--jobs', 1,
               '--data', tiny_zip, '--reference', tiny_zip]
     first = study(*common)
-    assert '3 of 3 runs done.' in first.stdout
-    for name in ('stylegan2-seed0', 'finetune-seed0'):
+    assert '2 of 2 runs done.' in first.stdout  # the pretraining, then the fine-tuning that waited for it
+    for name in ('pretrain-seed0', 'finetune-seed0'):
         run = tmp_path / 'results' / 'runs' / name
-        assert sorted(p.name for p in run.iterdir()) == ['done.json', 'fakes-final.png', 'probes.jsonl',
-                                                         'stats.jsonl.gz', 'training_options.json']
         done = json.loads((run / 'done.json').read_text())
         assert done['command'][0] == 'python' and '{OUTDIR}' in ' '.join(done['command'])
-        probes = [json.loads(line) for line in (run / 'probes.jsonl').read_text().splitlines()]
-        assert len(probes) == 2 and all(math.isfinite(row['real_grad_norm']) for row in probes)
+        assert done['metric'] == {'name': None, 'kimg': []}
+    run = tmp_path / 'results' / 'runs' / 'finetune-seed0'
+    assert sorted(p.name for p in run.iterdir()) == ['done.json', 'fakes-final.png', 'probes.jsonl',
+                                                     'stats.jsonl.gz', 'training_options.json']
+    probes = [json.loads(line) for line in (run / 'probes.jsonl').read_text().splitlines()]
+    assert len(probes) == 2 and all(math.isfinite(row['real_grad_norm']) for row in probes)
     finetune = json.loads((tmp_path / 'results' / 'runs' / 'finetune-seed0' / 'training_options.json').read_text())
     assert finetune['resume_pkl'].endswith('.pkl') and 'pretrain-seed0' in finetune['resume_pkl']
     assert (tmp_path / 'results' / 'tables.md').is_file() and (tmp_path / 'results' / 'figures' / 'fakes.png').is_file()
 
     again = study(*common)
-    assert 'stylegan2 seed 0: already in' in again.stdout and 'finetune seed 0: already in' in again.stdout
-    assert 'train.py' not in again.stdout and '2 of 2 runs done.' in again.stdout
+    assert 'finetune seed 0: already in' in again.stdout
+    assert 'train.py' not in again.stdout and '1 of 1 runs done.' in again.stdout
     longer = study(*[arg if arg != 0.02 else 0.03 for arg in common[:-4]], '--configs', 'stylegan2', '--data',
                    tiny_zip, '--reference', tiny_zip, '--hours', 1e-4)
     assert 'more than is left; left for a later invocation' in longer.stdout  # another command, no time for it
@@ -116,7 +118,7 @@ def test_gpu_study_runs_its_three_steps_in_tiny_mode_with_a_summary(tmp_path):
     summary = (tmp_path / 'summary.md').read_text()
     assert '## CUDA ops: status 1' in summary and 'this PyTorch is a CPU build' in summary  # no GPU here
     assert '## benchmark: ok' in summary and 'device cpu, 1 thread(s), FP16, augmentation ada' in summary
-    assert '## study: ok' in summary and '2 of 2 runs done.' in summary
+    assert '## study: ok' in summary and '1 of 1 runs done.' in summary
     assert '| + ATop-k | 0 |' in summary and 'Metric: `none`' not in summary  # no metric: none named
     entries = json.loads((tmp_path / 'summary.json').read_text())
     assert [entry['name'] for entry in entries] == ['CUDA ops', 'benchmark', 'study']
