@@ -29,6 +29,7 @@ BAD_CASES = [
     (['--aug', 'training.augment.AugmentPipe', '--augpipe', 'bgc'], "--augpipe cannot be specified with --aug=training.augment.AugmentPipe"),
     (['--data-class', 'training.dataset.NoSuchDataset'], "--data-class: module 'training.dataset' has no class 'NoSuchDataset'"),
     (['--data-class', 'training.loss.StyleGAN2Loss'], "--data-class: 'training.loss.StyleGAN2Loss' is not a subclass of training.dataset.Dataset"),
+    (['--grid', '0'], '--grid must be at least 1, got 0'),
     (['--kimg', 'inf'], '--kimg must be a positive finite number, got inf'),
     (['--kimg', 'nan'], '--kimg must be a positive finite number, got nan'),
     (['--loss', 'torch.nn.Linear'], "--loss: 'torch.nn.Linear' is not a loss (not a subclass of training.loss.Loss)"),

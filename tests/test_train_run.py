@@ -56,3 +56,18 @@ def test_default_loss_named_explicitly_is_bit_identical(tmp_path, dataset16):
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key]), f'{name}.{key} differs'
+
+
+def test_a_smaller_grid_is_the_full_grids_corner_and_leaves_the_run_alone(tmp_path, dataset16):
+    common = ['--kimg', 0.008, '--aug', 'noaug', '--seed', 2]
+    full, small = (train(tmp_path / 'full', dataset16, *common, grid=None),
+                   train(tmp_path / 'small', dataset16, *common, grid=3))
+    names = ['reals.png', 'fakes_init.png', max(full.glob('fakes0*.png')).name]
+    pixels = lambda path: np.asarray(PIL.Image.open(path))
+    for name in names:
+        assert pixels(full / name).shape == (32 * 16, 32 * 16, 3)  # upstream's grid: 32 x 32 images of 16 x 16
+        np.testing.assert_array_equal(pixels(small / name), pixels(full / name)[:3 * 16, :3 * 16], err_msg=name)
+    full_nets, small_nets = load_snapshot(full), load_snapshot(small)
+    for name in ['G', 'D', 'G_ema']:
+        a, b = full_nets[name].state_dict(), small_nets[name].state_dict()
+        assert all(torch.equal(a[key], b[key]) for key in a), name
