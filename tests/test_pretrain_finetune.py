@@ -17,7 +17,7 @@ SCRIPT = ROOT / 'scripts' / 'pretrain_finetune.py'
 SEED = 3
 PRETRAIN_KIMG = 0.1         # 25 iterations of batch 4 (--cfg cpu).
 FINETUNE_KIMG = 0.004       # One iteration: the fine-tuned networks are the pretrained ones plus one step.
-TRAIN_ARGS = ('--', '--cfg', 'cpu', '--metrics', 'none', '--workers', '1')
+TRAIN_ARGS = ('--', '--cfg', 'cpu', '--metrics', 'none', '--workers', '1', '--grid', '4')
 ONE_ITERATION_BOUND = 4 * 0.0025  # Adam (betas 0, 0.99) moves a weight by <= ~1.4 lr per step, 2 steps per iteration.
 
 

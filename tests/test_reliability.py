@@ -159,7 +159,7 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
 def failing_run(tmp_path, dataset16, loss_class):
     """A 0.2-kimg CPU run with a probe loss that must end it; returns (its process result, its run directory)."""
     result = run_upstream('train.py', '--outdir', tmp_path, '--data', dataset16, '--cfg', 'cpu', '--metrics', 'none',
-                          '--workers', 1, '--kimg', 0.2, '--aug', 'noaug', '--loss', loss_class, check=False)
+                          '--workers', 1, '--grid', 4, '--kimg', 0.2, '--aug', 'noaug', '--loss', loss_class, check=False)
     assert result.returncode != 0
     (run_dir,) = tmp_path.iterdir()
     return result, run_dir
