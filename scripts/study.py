@@ -18,11 +18,14 @@ and the figures and report (scripts/study_report.py) are redrawn; with --commit 
 pipelines run side by side (one thread each). A pipeline starts only when its estimated time fits in what is
 left of --hours, so every invocation ends with whole runs; a later one (on any machine with the repository)
 skips the runs RESULTS already holds with the same command, and reuses finished training and metrics under
---outdir. Snapshots stay under --outdir, uncommitted.
+--outdir. Snapshots stay under --outdir, uncommitted. The pretraining and the fine-tunings are recorded with the
+pretrained snapshot's sha256: should a later invocation train the pretraining again (another machine) and get
+another snapshot, the fine-tunings recorded from the old one are trained again, so that all seeds share one.
 """
 
 import contextlib
 import gzip
+import hashlib
 import json
 import os
 import shlex
@@ -54,6 +57,7 @@ TICK_KIMG = {'cpu': 0.1}  # train.py's tick length by --cfg; 4 kimg for the othe
 SEC_PER_METRIC = 400  # fid1k_full: 1,000 generated images through Inception on one core
 SEC_PER_PROBE = 10
 SYNTHETIC_DATASET_CLASS = 'plugins.primitives.dataset.SyntheticDataset'
+PRETRAINED_SHA_FILE = 'pretrained.sha256'  # beside a fine-tuning's command.json under --outdir
 
 
 def config_args(name, kimg, pretrained=None):
@@ -99,6 +103,7 @@ class Study:
         self.commit, self.dry_run, self.estimate_scale = commit, dry_run, estimate_scale
         self.lock = threading.Lock()
         self.pretrained = None  # the pretraining's last snapshot, once it exists
+        self.pretrained_sha = None  # and its sha256: every fine-tuning recorded must start from the same one
         self.reference_lock = threading.Lock()  # the first metric computes the reference's statistics; the rest
         self.reference_cached = False           # wait for it, and then read them from upstream's cache
         self.pretrain_done = threading.Event()
@@ -136,13 +141,22 @@ class Study:
         return {'name': self.metric, 'kimg': self.points(name, kimg) if self.metric else []}
 
     def recorded(self, name, seed):
-        """Whether RESULTS holds this run, made by the same command and measured alike."""
+        """Whether RESULTS holds this run, made by the same command and measured alike (the pretraining and the
+        fine-tunings: also from the same pretrained snapshot as this invocation's, or else the recorded one)."""
         done = self.result_dir(name, seed) / 'done.json'
         if not done.is_file():
             return False
         done = json.loads(done.read_text())
+        same_snapshot = name not in (PRETRAIN, 'finetune') or done.get('pretrained_sha256') == self.pretraining_sha()
         return done.get('command') == self.portable(self.command(name, seed)) and done.get('metric') == \
-            self.measured(name)
+            self.measured(name) and same_snapshot
+
+    def pretraining_sha(self):
+        """sha256 of the pretrained snapshot: this invocation's, else the recorded pretraining's (or None)."""
+        done = self.result_dir(PRETRAIN, 0) / 'done.json'
+        if self.pretrained_sha is None and done.is_file():
+            return json.loads(done.read_text()).get('pretrained_sha256')
+        return self.pretrained_sha
 
     # ------------------------------------------------------------------------------------------------------------
     # Estimates and the budget.
@@ -182,11 +196,12 @@ class Study:
 
     def pipeline(self, name, seed):
         """Train, evaluate and probe one run, then record its results; returns False when it did not start."""
+        if name == 'finetune':  # when the pretraining runs, recorded fine-tunings must share its snapshot
+            self.pretrain_done.wait()
         if self.recorded(name, seed) and name != PRETRAIN:  # the fine-tuning needs the pretraining's snapshot here
             self.say(f'{name} seed {seed}: already in {self.result_dir(name, seed)}')
             return True
         if name == 'finetune':
-            self.pretrain_done.wait()
             if self.pretrained is None:
                 self.say(f'{name} seed {seed}: no pretrained snapshot (the pretraining did not run); left for later')
                 return False
@@ -208,6 +223,8 @@ class Study:
                 shutil.rmtree(run_outdir, ignore_errors=True)  # an interrupted earlier attempt
                 run_outdir.mkdir(parents=True)
                 (run_outdir / 'command.json').write_text(json.dumps(self.portable(command)))
+                if name == 'finetune':
+                    (run_outdir / PRETRAINED_SHA_FILE).write_text(self.pretrained_sha)
             self.execute(command, self.outdir / f'{name}-seed{seed}.log')
             run_dir = finished_run(run_outdir, self.portable(command)) if not self.dry_run else run_outdir / 'RUN'
             if run_dir is None:
@@ -215,8 +232,13 @@ class Study:
             seconds['train'] = time.time() - started
         if name == PRETRAIN:
             self.pretrained = str(max(run_dir.glob('network-snapshot-*.pkl'))) if not self.dry_run else 'PRETRAINED'
+            recorded_sha = self.pretraining_sha()
+            self.pretrained_sha = file_sha256(self.pretrained) if not self.dry_run else None
             if self.recorded(name, seed):
                 return True
+            if recorded_sha is not None and not self.dry_run:
+                self.say(f'the pretrained snapshot (sha256 {self.pretrained_sha[:12]}) is not the recorded one '
+                         f'({recorded_sha[:12]}): recording it, and training the fine-tunings of the other again')
         started = time.time()
         for snapshot in self.metric_snapshots(name, run_dir):
             evaluate = [sys.executable, 'stylegan2_ada/calc_metrics.py', '--metrics', self.metric, '--data',
@@ -241,10 +263,17 @@ class Study:
         if self.dry_run:
             return None
         try:
-            return finished_run(run_outdir, self.portable(command))
+            run_dir = finished_run(run_outdir, self.portable(command))
         except click.ClickException:
             self.say(f'{name} seed {seed}: {run_outdir} holds a run of another command; training it again')
             return None
+        marker = run_outdir / PRETRAINED_SHA_FILE
+        if run_dir is not None and name == 'finetune' and (
+                not marker.is_file() or marker.read_text() != self.pretrained_sha):
+            self.say(f'{name} seed {seed}: {run_outdir} was fine-tuned from another pretrained snapshot; training '
+                     'it again')
+            return None
+        return run_dir
 
     def metric_snapshots(self, name, run_dir):
         """The snapshots at the metric points that have no metric row yet."""
@@ -272,6 +301,8 @@ class Study:
             done = dict(command=self.portable(command), metric=self.measured(name),
                         seconds={k: round(v) for k, v in seconds.items()},
                         finished=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_description())
+            if name in (PRETRAIN, 'finetune'):
+                done['pretrained_sha256'] = self.pretrained_sha
             (target / 'done.json').write_text(json.dumps(done, indent=2) + '\n')
             subprocess.run([sys.executable, 'scripts/study_report.py', '--results', str(self.results), '--metric',
                             self.metric or 'none'], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -280,6 +311,10 @@ class Study:
                 subprocess.run(['git', 'commit', '-q', '-m', f'CPU study: {name} seed {seed}', '--', str(self.results)],
                                cwd=ROOT, check=True)
         self.say(f'{name} seed {seed}: done in {sum(seconds.values()) / 60:.0f} min; results in {target}')
+
+
+def file_sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def snapshot_kimg(path):

@@ -8,10 +8,15 @@ the mean over seeds with a band of +- one sample standard deviation, training st
   pilot.png          the pilot runs' score gap D(x) - D(G(z)), r_t and ADA's p against kimg (the run length's choice)
   atopk-gap.png      ATop-k Fig. 3a: the score gap of StyleGAN2, + ATop-k, + Linear Top-k, + Worst-k
   atopk-k.png        ATop-k Figs. 14-15: k and the fakes used per minibatch against kimg
-  diggan-norms.png   D's input-gradient norms on reals and fakes and their gap (probes), StyleGAN2 + ADA vs DigGAN
-  anda.png           ANDA's alpha, D's scores on reals, fakes and negatives, and the jigsaw leak rate (probes)
+  diggan-norms.png   D's input-gradient norms on reals and fakes and their gap real - fake (probes), StyleGAN2 + ADA
+                     vs DigGAN
+  anda.png           ANDA's alpha (ADA's p beside it), D's scores on reals and fakes without augmentation (probes), D's
+                     scores on ANDA's negatives as D is fed them in training (the released estimator: lambda x jigsaw
+                     + (1 - lambda) x fake, or the fakes alone), and the jigsaw leak rate (probes)
   primitives-fid.png Primitives-PS: FID against kimg of the fine-tuning and the same run from scratch
   fid.png            the metric at the end of every run, per configuration
+Probe and metric points are placed at their snapshot's kimg to 0.1 kimg; a snapshot evaluated twice counts once (its
+newest finite value).
   fakes.png          the last snapshot's G_ema fakes of each configuration's first seed
 """
 
@@ -52,23 +57,28 @@ class Run:
                       if line.strip()]
         self.probes = [json.loads(line) for line in (path / 'probes.jsonl').read_text().splitlines()
                        if line.strip()] if (path / 'probes.jsonl').is_file() else []
-        self.metrics = {}  # metric -> [(kimg, value)]
+        newest = {}  # (metric, snapshot) -> (timestamp, value): a snapshot evaluated again counts once
         for metric_file in sorted(path.glob('metric-*.jsonl')):
             for line in metric_file.read_text().splitlines():
                 if line.strip():
                     row = json.loads(line)
                     for name, value in row['results'].items():
-                        kimg = float(Path(row['snapshot_pkl']).stem.rpartition('-')[2])
-                        self.metrics.setdefault(name, []).append((kimg, value))
+                        key = (name, row['snapshot_pkl'])
+                        if math.isfinite(value) and row.get('timestamp', 0) >= newest.get(key, (-math.inf,))[0]:
+                            newest[key] = (row.get('timestamp', 0), value)
+        self.metrics = {}  # metric -> [(kimg, value)], by kimg
+        for (name, snapshot), (_, value) in sorted(newest.items(), key=lambda item: snapshot_kimg(item[0][1])):
+            self.metrics.setdefault(name, []).append((snapshot_kimg(snapshot), value))
         done = path / 'done.json'
         self.done = json.loads(done.read_text()) if done.is_file() else {}
 
     def binned(self, key, width=1.0):
-        """[(bin centre kimg, mean)] of a stats key over bins of `width` kimg."""
+        """[(bin centre kimg, mean)] of a stats key over bins (i, i + 1] x `width` kimg (the tick that ends the
+        run at a whole kimg falls in the last full bin)."""
         bins = collections.defaultdict(list)
         for row in self.stats:
             if key in row and math.isfinite(row[key]['mean']):
-                bins[math.floor(row['Progress/kimg']['mean'] / width)].append(row[key]['mean'])
+                bins[max(0, math.ceil(row['Progress/kimg']['mean'] / width) - 1)].append(row[key]['mean'])
         return [((index + 0.5) * width, statistics.fmean(values)) for index, values in sorted(bins.items())]
 
     def gap(self):
@@ -76,10 +86,16 @@ class Run:
         return [(kimg, real[kimg] - fake[kimg]) for kimg in real if kimg in fake]
 
     def probe(self, key):
-        return [(row['kimg'], row[key]) for row in self.probes]
+        return [(snapshot_kimg(row['snapshot']), row[key]) for row in self.probes if key in row]
 
     def final_metric(self, metric):
         return max(self.metrics[metric])[1] if self.metrics.get(metric) else math.nan
+
+
+def snapshot_kimg(name):
+    """A snapshot's kimg from its name, to 0.1 kimg (network-snapshot-000012.004.pkl -> 12.0): the same point
+    of every seed, whatever the last tick's length."""
+    return round(float(Path(name).stem.rpartition('-')[2]), 1)
 
 
 def load_runs(results):
@@ -93,7 +109,8 @@ def load_runs(results):
 
 def draw(path, title, panels):
     """plot_panels without the panels (and groups) that have no points."""
-    panels = [(key, {label: curves for label, curves in panel.items() if any(curves)}) for key, panel in panels]
+    panels = [(key, {label: [curve for curve in curves if curve] for label, curves in panel.items() if any(curves)})
+              for key, panel in panels]
     panels = [(key, panel) for key, panel in panels if panel]
     if panels:
         plot_panels(path, title, panels)
@@ -136,33 +153,61 @@ def convergence_kimg(curve, target):
 
 
 def write_tables(results, runs, metric):
+    names = [n for n in LABELS if runs.get(n)]
     lines = ['# Study tables', '', f'Generated by `scripts/study_report.py` from `runs/`. Metric: `{metric}`.'
              if metric else 'Generated by `scripts/study_report.py` from `runs/`. No metric.', '',
-             '| configuration | seeds | minutes per run | metric, best | metric, end | end vs its baseline '
-             '(paired) | score gap, last quarter | vs its baseline (paired) |', '|---|---|---|---|---|---|---|---|']
-    for name in [n for n in LABELS if runs.get(n)]:
+             'Each cell: mean +- sample standard deviation over the seeds (n runs); a paired cell: the differences '
+             'configuration - its baseline over the seeds both have.', '',
+             '| configuration | seeds | minutes per run | metric, end | end vs its baseline (paired) | score gap, last '
+             'quarter | vs its baseline (paired) |', '|---|---|---|---|---|---|---|']
+    for name in names:
         group = runs[name]
         kimg = max(run.stats[-1]['Progress/kimg']['mean'] for run in group)
-        best = [min((v for _, v in run.metrics.get(metric, [])), default=math.nan) for run in group]
         minutes = [sum(run.done.get('seconds', {}).values()) / 60 for run in group]
         gap_of = lambda run: tail_mean(run.gap(), 0.75 * kimg)  # noqa: E731
         base = name in BASELINES and runs.get(BASELINES[name])
         lines.append(f'| {LABELS[name]} | {", ".join(str(run.seed) for run in group)} | {mean_std(minutes)} | '
-                     f'{mean_std(best)} | {mean_std([run.final_metric(metric) for run in group])} | '
+                     f'{mean_std([run.final_metric(metric) for run in group])} | '
                      f'{paired(runs, name, lambda run: run.final_metric(metric)) if base else ""} | '
                      f'{mean_std([gap_of(run) for run in group])} | {paired(runs, name, gap_of) if base else ""} |')
-    scratch = [min(v for _, v in run.metrics[metric]) for run in runs.get('diffaugment', [])
-               if metric and run.metrics.get(metric)]
-    if runs.get('finetune') and scratch:
-        target = statistics.fmean(scratch) / 0.95
-        reach = {name: [convergence_kimg(sorted(run.metrics.get(metric, [])), target) for run in runs[name]]
-                 for name in ('finetune', 'diffaugment')}
-        reached = {name: f'{mean_std(values)}, reached by {sum(map(math.isfinite, values))} of {len(values)}'
-                   for name, values in reach.items()}
-        lines += ['', f'Primitives-PS: kimg at which a run first reaches 95% of scratch\'s best {metric} (mean best '
-                  f'{statistics.fmean(scratch):.1f}, so {metric} <= {target:.1f}): fine-tuning '
-                  f'{reached["finetune"]}; scratch {reached["diffaugment"]}.']
+    points = sorted({kimg for name in names for run in runs[name] for kimg, _ in run.metrics.get(metric, [])})
+    if points:
+        lines += ['', f'{metric} at each evaluated snapshot:', '',
+                  '| configuration | ' + ' | '.join(f'{kimg:g} kimg' for kimg in points) + ' |',
+                  '|---|' + '---|' * len(points)]
+        for name in names:
+            at = [[dict(run.metrics.get(metric, [])).get(kimg, math.nan) for run in runs[name]] for kimg in points]
+            lines.append(f'| {LABELS[name]} | ' + ' | '.join(mean_std(values) if any(map(math.isfinite, values))
+                                                             else '' for values in at) + ' |')
+    lines += primitives_lines(runs, metric)
     (results / 'tables.md').write_text('\n'.join(lines) + '\n')
+
+
+def primitives_lines(runs, metric):
+    """Primitives-PS (supplement Fig. 1): per seed, the kimg at which the fine-tuning and the same run from scratch
+    first reach 95% of that seed's scratch best FID (FID <= best / 0.95), and whether the fine-tunings share one
+    pretrained snapshot."""
+    scratch = {run.seed: run for run in runs.get('diffaugment', []) if metric and run.metrics.get(metric)}
+    seeds = [run.seed for run in runs.get('finetune', []) if run.seed in scratch and run.metrics.get(metric)]
+    if not seeds:
+        return []
+    finetune = {run.seed: run for run in runs['finetune']}
+    reach = {'finetune': [], 'diffaugment': []}
+    for seed in seeds:
+        target = min(v for _, v in scratch[seed].metrics[metric]) / 0.95
+        for name, run in (('finetune', finetune[seed]), ('diffaugment', scratch[seed])):
+            reach[name].append(convergence_kimg(run.metrics[metric], target))
+    reached = {name: f'{mean_std(values)} kimg, reached by {sum(map(math.isfinite, values))} of {len(values)}'
+               for name, values in reach.items()}
+    first = min(kimg for seed in seeds for kimg, _ in finetune[seed].metrics[metric])
+    snapshots = {run.done.get('pretrained_sha256') for run in runs['finetune']}
+    shared = f'all {len(runs["finetune"])} fine-tunings start from one pretrained snapshot (sha256 ' \
+             f'{next(iter(snapshots))[:12]})' if len(snapshots) == 1 and None not in snapshots else \
+        f'the fine-tunings do NOT share one recorded pretrained snapshot ({len(snapshots)} different)'
+    return ['', f'Primitives-PS: the kimg at which a run first reaches 95% of its seed\'s scratch best {metric} '
+            f'(seeds {", ".join(map(str, seeds))}): fine-tuning {reached["finetune"]}; scratch '
+            f'{reached["diffaugment"]}. A run already there at its first evaluated snapshot ({first:g} kimg) counts '
+            f'as {first:g}: an upper bound. Pretraining: {shared}.']
 
 
 def fakes_montage(results, runs):
@@ -221,26 +266,28 @@ def build(results, metric):
     if any(runs.get(name) for name in atopk):
         draw(figures / 'atopk-gap.png', 'ATop-k Fig. 3a: score gap during training',
                     [('D(x) - D(G(z))', groups(runs, atopk, Run.gap))])
-        draw(figures / 'atopk-k.png', 'ATop-k Figs. 14-15: k and fakes used per minibatch (batch 4)',
+        draw(figures / 'atopk-k.png', "ATop-k Figs. 14-15: k, the fakes used per minibatch and the heuristic's p",
                     [(key, groups(runs, atopk[1:], lambda run, key=key: run.binned(key)))
                      for key in ('ATopk/k', 'ATopk/fakes_used', 'ATopk/p')])
     if runs.get('diggan') or runs.get('ada'):
         draw(figures / 'diggan-norms.png', "DigGAN: D's input-gradient norms (probes of the snapshots)", [
             (key, groups(runs, ('ada', 'diggan'), lambda run, key=key: run.probe(key)))
             for key in ('real_grad_norm', 'fake_grad_norm')] + [
-            ('fake - real norm', groups(runs, ('ada', 'diggan'), lambda run: [
-                (k, f - r) for (k, r), (_, f) in zip(run.probe('real_grad_norm'), run.probe('fake_grad_norm'))]))])
+            ('real - fake norm', groups(runs, ('ada', 'diggan'), lambda run: [
+                (k, r - f) for (k, r), (_, f) in zip(run.probe('real_grad_norm'), run.probe('fake_grad_norm'))]))])
     if runs.get('anda') or runs.get('ada'):
         draw(figures / 'anda.png', "ANDA: alpha, D's scores and the jigsaw leak check", [
             ('alpha (ANDA) / p (ADA)', {**groups(runs, ('anda',), lambda run: run.binned('ANDA/alpha')),
                                         **groups(runs, ('ada',), lambda run: run.binned('Progress/augment'))}),
-            ('D(x)', groups(runs, ('ada', 'anda'), lambda run: run.binned('Loss/scores/real'))),
-            ('D(G(z))', groups(runs, ('ada', 'anda'), lambda run: run.binned('Loss/scores/fake'))),
-            ('D(negative)', groups(runs, ('anda',), lambda run: run.binned('ANDA/scores/negative'))),
+            ('D(x), no augmentation', groups(runs, ('ada', 'anda'), lambda run: run.probe('real_score'))),
+            ('D(G(z)), no augmentation', groups(runs, ('ada', 'anda'), lambda run: run.probe('fake_score'))),
+            ("D(ANDA's negatives as D is fed them)", groups(runs, ('anda',),
+                                                          lambda run: run.binned('ANDA/scores/negative'))),
             ('share of fakes flagged as jigsaws', groups(runs, ('ada', 'anda'), lambda run: run.probe('jigsaw_rate')))])
     if metric and (runs.get('finetune') or runs.get('diffaugment')):
-        draw(figures / 'primitives-fid.png', 'Primitives-PS: fine-tuning vs scratch', [
-            (metric, groups(runs, ('diffaugment', 'finetune'), lambda run: sorted(run.metrics.get(metric, []))))])
+        draw(figures / 'primitives-fid.png', 'Primitives-PS: fine-tuning vs scratch (both DiffAugment)', [
+            (metric, {label: [run.metrics.get(metric, []) for run in runs.get(name, [])] for name, label in
+                      (('diffaugment', 'from scratch'), ('finetune', 'fine-tuned from the pretraining'))})])
     if metric:
         fid_figure(results, runs, metric)
     fakes_montage(results, runs)

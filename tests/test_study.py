@@ -2,6 +2,7 @@
 invocation on synthetic data that records whole runs and skips them when run again, the jigsaw detector, and the
 report's paired comparison and convergence figure against hand computations."""
 
+import hashlib
 import json
 import math
 import subprocess
@@ -80,6 +81,18 @@ def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip
     again = study(*common)
     assert 'finetune seed 0: already in' in again.stdout
     assert 'train.py' not in again.stdout and '1 of 1 runs done.' in again.stdout
+
+    pretrained = max((tmp_path / 'out' / 'runs' / 'pretrain-seed0').glob('*/network-snapshot-*.pkl'))
+    sha = hashlib.sha256(pretrained.read_bytes()).hexdigest()
+    finetune_done = tmp_path / 'results' / 'runs' / 'finetune-seed0' / 'done.json'
+    for name in ('pretrain-seed0', 'finetune-seed0'):
+        assert json.loads((tmp_path / 'results' / 'runs' / name / 'done.json').read_text())['pretrained_sha256'] == sha
+    finetune_done.write_text(json.dumps(dict(json.loads(finetune_done.read_text()), pretrained_sha256='other')))
+    (tmp_path / 'out' / 'runs' / 'finetune-seed0' / 'pretrained.sha256').write_text('other')
+    pinned = study(*common)  # a fine-tuning from another pretrained snapshot is trained again, the pretraining not
+    trained = ''.join(line.split('--data')[0] for line in pinned.stdout.splitlines() if 'train.py' in line)
+    assert 'finetune-seed0' in trained and 'pretrain-seed0' not in trained
+    assert json.loads(finetune_done.read_text())['pretrained_sha256'] == sha
     longer = study(*[arg if arg != 0.02 else 0.03 for arg in common[:-4]], '--configs', 'stylegan2', '--data',
                    tiny_zip, '--reference', tiny_zip, '--hours', 1e-4)
     assert 'more than is left; left for a later invocation' in longer.stdout  # another command, no time for it
@@ -138,3 +151,41 @@ def test_probes_measure_a_timestep_conditioned_discriminator_too():
     grads, = torch.autograd.grad(logits.sum(), images)
     assert score == pytest.approx(logits.mean().item(), rel=1e-5)
     assert norm == pytest.approx(grads.flatten(1).norm(dim=1).mean().item(), rel=1e-5)
+
+
+def fake_run(results, name, seed, fids, sha='a' * 64):
+    """A recorded run with 0.1-kimg stats rows to 40 kimg (score gap 1 up to 39.9 kimg, 7 on the row at 40.0) and
+    metric rows {snapshot kimg: [values, oldest first]}."""
+    import gzip
+    run = results / 'runs' / f'{name}-seed{seed}'
+    run.mkdir(parents=True)
+    rows = [{'Progress/kimg': {'mean': tick / 10}, 'Loss/scores/real': {'mean': 7.0 if tick == 400 else 1.0},
+             'Loss/scores/fake': {'mean': 0.0}} for tick in range(1, 401)]
+    (run / 'stats.jsonl.gz').write_bytes(gzip.compress(''.join(json.dumps(row) + '\n' for row in rows).encode()))
+    metric_rows = [{'results': {'fid1k_full': value}, 'snapshot_pkl': f'network-snapshot-{kimg:010.3f}.pkl',
+                    'timestamp': float(order)} for kimg, values in fids.items() for order, value in enumerate(values)]
+    (run / 'metric-fid1k_full.jsonl').write_text(''.join(json.dumps(row) + '\n' for row in metric_rows))
+    (run / 'done.json').write_text(json.dumps({'seconds': {'train': 60}, 'pretrained_sha256': sha}))
+
+
+def test_report_tables_from_recorded_runs(tmp_path):
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    from study_report import build
+    fake_run(tmp_path, 'diffaugment', 0, {8.004: [300.0], 24.004: [120.0], 40.0: [100.0]})
+    fake_run(tmp_path, 'diffaugment', 1, {8.004: [280.0], 24.004: [90.0], 40.0: [110.0]})
+    # seed 0 evaluated twice at 40 kimg (the newer value counts), and a failed evaluation at 24 kimg (ignored)
+    fake_run(tmp_path, 'finetune', 0, {8.004: [150.0], 24.004: [math.nan], 40.0: [999.0, 95.0]})
+    fake_run(tmp_path, 'finetune', 1, {8.004: [94.0], 24.004: [80.0], 40.0: [85.0]})
+    runs = build(tmp_path, 'fid1k_full')
+    assert runs['finetune'][0].metrics['fid1k_full'] == [(8.0, 150.0), (40.0, 95.0)]
+    assert runs['diffaugment'][0].gap()[-1] == pytest.approx((39.5, (9 * 1.0 + 7.0) / 10))  # 40.0 is in (39, 40]
+    tables = (tmp_path / 'tables.md').read_text()
+    assert '| Primitives-PS fine-tuning (DiffAugment) | 122.0 +- 39.6 (n=2) | 80.0 (n=1) | 90.0 +- 7.1 (n=2) |' \
+        in tables  # 8, 24 and 40 kimg: the per-point table
+    # per seed, FID <= scratch best / 0.95: seed 0 <= 105.26, seed 1 <= 94.74. Fine-tuning: seed 0 from 150 at 8 to
+    # 95 at 40 kimg, 8 + 32 * (150 - 105.26) / 55 = 34.03; seed 1 at its first point, 8. Scratch: seed 0 from 120 at
+    # 24 to 100 at 40 kimg, 24 + 16 * 14.74 / 20 = 35.79; seed 1 from 280 at 8 to 90 at 24, 8 + 16 * 185.26 / 190 = 23.6
+    assert 'fine-tuning 21.0 +- 18.4 (n=2) kimg, reached by 2 of 2; scratch 29.7 +- 8.6 (n=2) kimg' in tables
+    assert 'all 2 fine-tunings start from one pretrained snapshot (sha256 aaaaaaaaaaaa)' in tables
+    for figure in ('primitives-fid.png', 'fid.png'):
+        assert (tmp_path / 'figures' / figure).is_file()
