@@ -1,4 +1,4 @@
-"""The CPU study's measurements of each snapshot of a run (scripts/study.py), appended to RUN/probes.jsonl:
+"""The CPU study's measurements of each snapshot of a run (scripts/study.py), in RUN/probes.jsonl:
 
     python scripts/study_probes.py --run RUN_DIR --data TRAIN_ZIP --reference REFERENCE_ZIP
 
@@ -13,8 +13,16 @@ fakes G(z) (z from a fixed seed), with no augmentation, one row of:
                                   boundaries beside them; an image is flagged above the 99th percentile of the
                                   first 1,000 reference images' scores (1% false alarms on real images by
                                   construction); sensitivity is the share of those reference images, jigsawed
-                                  as ANDA does (2x2), that it flags.
-The last snapshot's 16 G_ema fakes are also saved as RUN/fakes-final.png (a 4x4 grid)."""
+                                  as ANDA does (2x2), that it flags;
+  rotation_rate                   the augmentation leaking check (ADA's rotations): the share of the same fakes
+                                  that the rotation detector flags;
+  rotation_threshold, rotation_sensitivity  the detector: a small CNN on grayscale images, trained (seeded) to
+                                  tell reference images 1-2,000 (two thirds of a smaller reference) from the same
+                                  rotated by 90, 180 or 270 degrees; an image is flagged above the 99th percentile
+                                  of its score on reference images 2,001-3,000; sensitivity is the share of those,
+                                  rotated, that it flags.
+A snapshot whose row lacks a field is probed again (its row replaced). The last snapshot's 16 G_ema fakes are also
+saved as RUN/fakes-final.png (a 4x4 grid)."""
 
 import json
 import pickle
@@ -33,7 +41,9 @@ from plugins.anda.negatives import jigsaw  # noqa: E402
 
 FAKES_FOR_LEAKS = 256
 CALIBRATION_IMAGES = 1000
+ROTATION_TRAINING_IMAGES, ROTATION_CALIBRATION_IMAGES = 2000, 1000
 FALSE_ALARM_RATE = 0.01
+FIELDS = ('real_score', 'fake_score', 'real_grad_norm', 'fake_grad_norm', 'jigsaw_rate', 'rotation_rate')
 
 
 def load_images(path, limit=None):
@@ -63,6 +73,40 @@ def calibrate(reference):
     return threshold, (seam_scores(jigsawed) > threshold).float().mean().item()
 
 
+def rotated(images, generator):
+    """Each image rotated by 90, 180 or 270 degrees at random."""
+    turns = torch.randint(1, 4, [len(images)], generator=generator).tolist()
+    return torch.stack([torch.rot90(image, turn, dims=(1, 2)) for image, turn in zip(images, turns)])
+
+
+def rotation_detector(reference, epochs=10, seed=0):
+    """(detector, threshold, sensitivity): a CNN scoring how rotated a grayscale image looks (see the module
+    docstring), trained on the first reference images and calibrated on the next ones."""
+    gray = reference.mean(dim=1, keepdim=True)
+    split = min(ROTATION_TRAINING_IMAGES, 2 * len(gray) // 3)  # two thirds of a smaller reference
+    train, held_out = gray[:split], gray[split:]
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    size = gray.shape[2] // 4
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(32 * size * size, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    labels = torch.cat([torch.zeros(len(train)), torch.ones(len(train))])
+    for _ in range(epochs):
+        images = torch.cat([train, rotated(train, generator)])
+        for batch in torch.randperm(len(images), generator=generator).split(64):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(images[batch]).flatten(), labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    net.eval().requires_grad_(False)
+    detector = lambda images: net(images.mean(dim=1, keepdim=True)).flatten()  # noqa: E731
+    threshold = torch.quantile(detector(held_out), 1 - FALSE_ALARM_RATE).item()
+    return detector, threshold, (detector(rotated(held_out, generator)) > threshold).float().mean().item()
+
+
 def scores_and_norms(D, images, c_dim, chunk=4):
     """(mean logit, mean input-gradient norm) of D over images, in chunks of the training batch (for D's
     minibatch-stddev layer); c_dim is the dataset's label width (a timestep-conditioned D adds its own)."""
@@ -90,10 +134,10 @@ def save_grid(images, path, columns=4):
     PIL.Image.fromarray(np.concatenate(rows, axis=0).squeeze()).save(path)
 
 
-def probed(path):
-    if not path.is_file():
-        return set()
-    return {json.loads(line)['snapshot'] for line in path.read_text().splitlines() if line.strip()}
+def complete_rows(path):
+    """{snapshot: row} of the rows that have every field."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return {row['snapshot']: row for row in rows if all(field in row for field in FIELDS)}
 
 
 @click.command()
@@ -109,9 +153,13 @@ def main(run_dir, data, reference):
     if not snapshots:
         raise click.ClickException(f'{run_dir}: no snapshots')
     out = run_dir / 'probes.jsonl'
-    todo = [path for path in snapshots if path.name not in probed(out)]
+    rows = complete_rows(out)
+    todo = [path for path in snapshots if path.name not in rows]
     reals = load_images(data)
-    threshold, sensitivity = calibrate(load_images(reference, CALIBRATION_IMAGES))
+    if todo:
+        threshold, sensitivity = calibrate(load_images(reference, CALIBRATION_IMAGES))
+        rotation, rotation_threshold, rotation_sensitivity = rotation_detector(
+            load_images(reference, ROTATION_TRAINING_IMAGES + ROTATION_CALIBRATION_IMAGES))
     for path in todo:
         with open(path, 'rb') as f:
             snapshot = pickle.load(f)
@@ -119,12 +167,17 @@ def main(run_dir, data, reference):
         fakes = generate(G, len(reals), seed=1)
         real_score, real_norm = scores_and_norms(D, reals, G.c_dim)
         fake_score, fake_norm = scores_and_norms(D, fakes, G.c_dim)
-        leaks = (seam_scores(generate(G_ema, FAKES_FOR_LEAKS, seed=2)) > threshold).float().mean().item()
-        row = dict(snapshot=path.name, kimg=float(path.stem.rpartition('-')[2]), real_score=real_score,
-                   fake_score=fake_score, real_grad_norm=real_norm, fake_grad_norm=fake_norm, jigsaw_rate=leaks,
-                   jigsaw_threshold=threshold, jigsaw_sensitivity=sensitivity)
-        with open(out, 'a') as f:
-            f.write(json.dumps(row) + '\n')
+        leak_fakes = generate(G_ema, FAKES_FOR_LEAKS, seed=2)
+        rows[path.name] = dict(
+            snapshot=path.name, kimg=float(path.stem.rpartition('-')[2]), real_score=real_score, fake_score=fake_score,
+            real_grad_norm=real_norm, fake_grad_norm=fake_norm,
+            jigsaw_rate=(seam_scores(leak_fakes) > threshold).float().mean().item(), jigsaw_threshold=threshold,
+            jigsaw_sensitivity=sensitivity, rotation_threshold=rotation_threshold,
+            rotation_rate=(rotation(leak_fakes) > rotation_threshold).float().mean().item(),
+            rotation_sensitivity=rotation_sensitivity)
+        temporary = out.with_suffix('.tmp')  # the file is rewritten whole after each snapshot: an interrupted probe
+        temporary.write_text(''.join(json.dumps(row) + '\n' for row in sorted(rows.values(), key=lambda r: r['kimg'])))
+        temporary.replace(out)                # keeps the rows done so far
     if todo or not (run_dir / 'fakes-final.png').is_file():
         with open(snapshots[-1], 'rb') as f:
             G_ema = pickle.load(f)['G_ema'].eval().requires_grad_(False)

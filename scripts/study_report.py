@@ -12,7 +12,7 @@ the mean over seeds with a band of +- one sample standard deviation, training st
                      vs DigGAN
   anda.png           ANDA's alpha (ADA's p beside it), D's scores on reals and fakes without augmentation (probes), D's
                      scores on ANDA's negatives as D is fed them in training (the released estimator: lambda x jigsaw
-                     + (1 - lambda) x fake, or the fakes alone), and the jigsaw leak rate (probes)
+                     + (1 - lambda) x fake, or the fakes alone), and the jigsaw and rotation leak rates (probes)
   primitives-fid.png Primitives-PS: FID against kimg of the fine-tuning and the same run from scratch
   fid.png            the metric at the end of every run, per configuration
 Probe and metric points are placed at their snapshot's kimg to 0.1 kimg; a snapshot evaluated twice counts once (its
@@ -276,14 +276,16 @@ def build(results, metric):
             ('real - fake norm', groups(runs, ('ada', 'diggan'), lambda run: [
                 (k, r - f) for (k, r), (_, f) in zip(run.probe('real_grad_norm'), run.probe('fake_grad_norm'))]))])
     if runs.get('anda') or runs.get('ada'):
-        draw(figures / 'anda.png', "ANDA: alpha, D's scores and the jigsaw leak check", [
+        draw(figures / 'anda.png', "ANDA: alpha, D's scores and the leak checks", [
             ('alpha (ANDA) / p (ADA)', {**groups(runs, ('anda',), lambda run: run.binned('ANDA/alpha')),
                                         **groups(runs, ('ada',), lambda run: run.binned('Progress/augment'))}),
             ('D(x), no augmentation', groups(runs, ('ada', 'anda'), lambda run: run.probe('real_score'))),
             ('D(G(z)), no augmentation', groups(runs, ('ada', 'anda'), lambda run: run.probe('fake_score'))),
             ("D(ANDA's negatives as D is fed them)", groups(runs, ('anda',),
                                                           lambda run: run.binned('ANDA/scores/negative'))),
-            ('share of fakes flagged as jigsaws', groups(runs, ('ada', 'anda'), lambda run: run.probe('jigsaw_rate')))])
+            ('share of fakes flagged as jigsaws', groups(runs, ('ada', 'anda'), lambda run: run.probe('jigsaw_rate'))),
+            ('share of fakes flagged as rotated', groups(runs, ('ada', 'anda'),
+                                                         lambda run: run.probe('rotation_rate')))])
     if metric and (runs.get('finetune') or runs.get('diffaugment')):
         draw(figures / 'primitives-fid.png', 'Primitives-PS: fine-tuning vs scratch (both DiffAugment)', [
             (metric, {label: [run.metrics.get(metric, []) for run in runs.get(name, [])] for name, label in

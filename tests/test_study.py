@@ -74,6 +74,13 @@ def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip
                                                      'stats.jsonl.gz', 'training_options.json']
     probes = [json.loads(line) for line in (run / 'probes.jsonl').read_text().splitlines()]
     assert len(probes) == 2 and all(math.isfinite(row['real_grad_norm']) for row in probes)
+    assert all(0 <= row['rotation_rate'] <= 1 and 0 <= row['jigsaw_rate'] <= 1 for row in probes)
+    trained = only_run(tmp_path / 'out' / 'runs' / 'finetune-seed0')
+    (trained / 'probes.jsonl').write_text(json.dumps({k: v for k, v in probes[0].items() if k != 'rotation_rate'})
+                                          + '\n' + json.dumps(probes[1]) + '\n')
+    subprocess.run([sys.executable, 'scripts/study_probes.py', '--run', trained, '--data', tiny_zip, '--reference',
+                    tiny_zip], cwd=ROOT, check=True, capture_output=True)  # a row without a field is probed again
+    assert [json.loads(line) for line in (trained / 'probes.jsonl').read_text().splitlines()] == probes
     finetune = json.loads((tmp_path / 'results' / 'runs' / 'finetune-seed0' / 'training_options.json').read_text())
     assert finetune['resume_pkl'].endswith('.pkl') and 'pretrain-seed0' in finetune['resume_pkl']
     assert (tmp_path / 'results' / 'tables.md').is_file() and (tmp_path / 'results' / 'figures' / 'fakes.png').is_file()
@@ -97,6 +104,29 @@ def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip
                    tiny_zip, '--reference', tiny_zip, '--hours', 1e-4)
     assert 'more than is left; left for a later invocation' in longer.stdout  # another command, no time for it
     assert '0 of 1 runs done, 1 left for a later invocation.' in longer.stdout
+
+
+def only_run(outdir):
+    (run,) = [path for path in outdir.iterdir() if path.is_dir()]
+    return run
+
+
+def test_rotation_detector_tells_rotated_images_from_upright_ones():
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    from study_probes import rotated, rotation_detector
+    generator = torch.Generator().manual_seed(1)
+
+    def upright(count):  # a bright T of random position and width on a dark 16x16 image, RGB
+        images = -torch.ones([count, 3, 16, 16])
+        for image in images:
+            left, width = (int(torch.randint(low, high, [1], generator=generator)) for low, high in ((3, 8), (2, 4)))
+            image[:, 2:14, left:left + width] = 1
+            image[:, 2:4, left - 2:left + width + 2] = 1
+        return images
+    detector, threshold, sensitivity = rotation_detector(upright(300), epochs=10)
+    fresh = upright(200)
+    assert sensitivity > 0.9 and (detector(rotated(fresh, generator)) > threshold).float().mean() > 0.9
+    assert (detector(fresh) > threshold).float().mean() < 0.1
 
 
 def test_jigsaw_detector_flags_jigsaws_and_not_smooth_images():
