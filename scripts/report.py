@@ -99,6 +99,19 @@ def _finite(value):
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def reported(stats, key):
+    """[(kimg, mean of `key`)] over the ticks that reported `key` with a finite mean. Upstream's stats collector
+    repeats a statistic's last values through ticks that report none (`keep_previous`): a row equal to the one
+    before it, spread included, is such a repeat and is skipped (a constant's repeats, spread 0, are kept)."""
+    points, previous = [], None
+    for row in stats:
+        value = row.get(key)
+        if value is not None and _finite(value.get('mean')) and not (value == previous and value.get('std')):
+            points.append((row['Progress/kimg']['mean'], value['mean']))
+        previous = value
+    return points
+
+
 @dataclasses.dataclass
 class Run:
     """One training run directory, parsed."""
@@ -143,16 +156,13 @@ class Run:
         return statistics.fmean(row['Timing/sec_per_kimg']['mean'] for row in later) if later else math.nan
 
     def series(self, key):
-        """[(kimg, mean of `key`)] over the ticks where `key` has a finite mean."""
-        return [(row['Progress/kimg']['mean'], row[key]['mean']) for row in self.stats
-                if _finite(row.get(key, {}).get('mean'))]
+        """[(kimg, mean of `key`)] over the ticks that reported `key` (see `reported`)."""
+        return reported(self.stats, key)
 
     def score_gap(self):
         """[(kimg, mean D(x) - mean D(G(z)))] per tick, from Loss/scores/real and Loss/scores/fake."""
-        return [(row['Progress/kimg']['mean'], row['Loss/scores/real']['mean'] - row['Loss/scores/fake']['mean'])
-                for row in self.stats
-                if _finite(row.get('Loss/scores/real', {}).get('mean'))
-                and _finite(row.get('Loss/scores/fake', {}).get('mean'))]
+        fake = dict(reported(self.stats, 'Loss/scores/fake'))
+        return [(kimg, real - fake[kimg]) for kimg, real in reported(self.stats, 'Loss/scores/real') if kimg in fake]
 
     def stats_keys(self):
         return {key for row in self.stats for key in row}

@@ -35,7 +35,7 @@ import PIL.Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from scripts.report import plot_panels  # noqa: E402
+from scripts.report import plot_panels, reported  # noqa: E402
 
 # Each configuration's own baseline for the paired comparison: the run it adds one thing to.
 BASELINES = {'ada': 'stylegan2', 'diffaugment': 'stylegan2', 'atopk': 'stylegan2', 'worstk': 'stylegan2',
@@ -74,12 +74,13 @@ class Run:
 
     def binned(self, key, width=1.0):
         """[(bin centre kimg, mean)] of a stats key over bins (i, i + 1] x `width` kimg (the tick that ends the
-        run at a whole kimg falls in the last full bin)."""
+        run at a whole kimg falls in the last full bin); nan for a bin with no report."""
         bins = collections.defaultdict(list)
-        for row in self.stats:
-            if key in row and math.isfinite(row[key]['mean']):
-                bins[max(0, math.ceil(row['Progress/kimg']['mean'] / width) - 1)].append(row[key]['mean'])
-        return [((index + 0.5) * width, statistics.fmean(values)) for index, values in sorted(bins.items())]
+        for kimg, value in reported(self.stats, key):
+            bins[max(0, math.ceil(kimg / width) - 1)].append(value)
+        indices = range(min(bins), max(bins) + 1) if bins else []  # a bin without a report: nan, a break in the line
+        return [((index + 0.5) * width, statistics.fmean(bins[index]) if index in bins else math.nan)
+                for index in indices]
 
     def gap(self):
         real, fake = dict(self.binned('Loss/scores/real')), dict(self.binned('Loss/scores/fake'))
@@ -129,7 +130,7 @@ def mean_std(values):
 
 
 def tail_mean(curve, start):
-    values = [value for kimg, value in curve if kimg >= start]
+    values = [value for kimg, value in curve if kimg >= start and math.isfinite(value)]
     return statistics.fmean(values) if values else math.nan
 
 

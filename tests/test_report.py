@@ -241,3 +241,13 @@ def test_duplicates_count_once_nan_fids_are_left_out_and_stale_plots_removed(tmp
     err = capfd.readouterr().err
     assert 'counted once' in err and err.count('FID is nan; left out') == 1
     assert not (out / 'controllers-ANDA.png').exists()
+
+
+def test_a_statistic_repeated_by_upstreams_collector_is_skipped():
+    from scripts.report import reported
+    fresh = {'num': 4, 'mean': -3.5, 'std': 1.3}
+    constant = {'num': 4, 'mean': 1.0, 'std': 0.0}
+    stats = [{'Progress/kimg': {'mean': kimg}, 'neg': neg, 'k': constant} for kimg, neg in
+             [(0.1, fresh), (0.2, dict(fresh)), (0.3, dict(fresh, mean=-2.0)), (0.4, {'num': 0, 'mean': math.nan})]]
+    assert reported(stats, 'neg') == [(0.1, -3.5), (0.3, -2.0)]  # 0.2 repeats 0.1's values: no report that tick
+    assert reported(stats, 'k') == [(0.1, 1.0), (0.2, 1.0), (0.3, 1.0), (0.4, 1.0)]  # a constant is kept
