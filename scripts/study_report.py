@@ -15,9 +15,9 @@ the mean over seeds with a band of +- one sample standard deviation, training st
                      + (1 - lambda) x fake, or the fakes alone), and the jigsaw and rotation leak rates (probes)
   primitives-fid.png Primitives-PS: FID against kimg of the fine-tuning and the same run from scratch
   fid.png            the metric at the end of every run, per configuration
+  fakes.png          the last snapshot's G_ema fakes of each configuration's first seed
 Probe and metric points are placed at their snapshot's kimg to 0.1 kimg; a snapshot evaluated twice counts once (its
 newest finite value).
-  fakes.png          the last snapshot's G_ema fakes of each configuration's first seed
 """
 
 import collections
