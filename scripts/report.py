@@ -443,14 +443,16 @@ def table_line(row, out):
 # Plots.
 
 def mean_curve(curves):
-    """Mean and sample std (0 for one curve) over curves [(kimg, value)], at every kimg any of them has."""
+    """Mean and sample std (0 for one value) over curves [(kimg, value)], at every kimg any of them has. A NaN
+    value (no report there) is left out; a kimg where every curve has NaN stays NaN, which breaks the line."""
     by_kimg = collections.defaultdict(list)
     for curve in curves:
         for kimg, value in curve:
             by_kimg[round(kimg, 6)].append(value)
     kimgs = sorted(by_kimg)
-    means = [statistics.fmean(by_kimg[k]) for k in kimgs]
-    stds = [statistics.stdev(by_kimg[k]) if len(by_kimg[k]) > 1 else 0.0 for k in kimgs]
+    values = [[value for value in by_kimg[k] if not math.isnan(value)] for k in kimgs]
+    means = [statistics.fmean(at) if at else math.nan for at in values]
+    stds = [statistics.stdev(at) if len(at) > 1 else 0.0 for at in values]
     return np.array(kimgs), np.array(means), np.array(stds)
 
 

@@ -251,3 +251,11 @@ def test_a_statistic_repeated_by_upstreams_collector_is_skipped():
              [(0.1, fresh), (0.2, dict(fresh)), (0.3, dict(fresh, mean=-2.0)), (0.4, {'num': 0, 'mean': math.nan})]]
     assert reported(stats, 'neg') == [(0.1, -3.5), (0.3, -2.0)]  # 0.2 repeats 0.1's values: no report that tick
     assert reported(stats, 'k') == [(0.1, 1.0), (0.2, 1.0), (0.3, 1.0), (0.4, 1.0)]  # a constant is kept
+
+
+def test_mean_curve_leaves_out_a_runs_missing_report_and_keeps_a_gap_where_all_miss():
+    from scripts.report import mean_curve
+    kimg, mean, std = mean_curve([[(1, 2.0), (2, math.nan), (3, math.nan)], [(1, 4.0), (2, 5.0), (3, math.nan)]])
+    assert list(kimg) == [1, 2, 3]
+    assert mean[:2].tolist() == [3.0, 5.0] and math.isnan(mean[2])
+    assert std.tolist() == [pytest.approx(statistics.stdev([2.0, 4.0])), 0.0, 0.0]
