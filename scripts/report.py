@@ -462,13 +462,15 @@ def plot_panels(path, title, panels, ylabel_of=lambda key: key):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     figure, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
+    colors = {}  # one colour per group across the panels, so a group reads the same in each
     for axis, (key, groups) in zip(axes[:, 0], panels):
         for label, curves in groups.items():
+            color = colors.setdefault(label, f'C{len(colors) % 10}')
             kimg, mean, std = mean_curve(curves)
-            line, = axis.plot(kimg, mean, marker='o' if len(kimg) <= 30 else None, markersize=3,
-                              label=f'{label} ({len(curves)} run{"s" * (len(curves) > 1)})')
+            axis.plot(kimg, mean, marker='o' if len(kimg) <= 30 else None, markersize=3, color=color,
+                      label=f'{label} ({len(curves)} run{"s" * (len(curves) > 1)})')
             if len(curves) > 1:
-                axis.fill_between(kimg, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+                axis.fill_between(kimg, mean - std, mean + std, color=color, alpha=0.2)
         axis.set_xlabel('kimg')
         axis.set_ylabel(ylabel_of(key))
         axis.grid(alpha=0.3)

@@ -278,8 +278,8 @@ def build(results, metric):
                 (k, r - f) for (k, r), (_, f) in zip(run.probe('real_grad_norm'), run.probe('fake_grad_norm'))]))])
     if runs.get('anda') or runs.get('ada'):
         draw(figures / 'anda.png', "ANDA: alpha, D's scores and the leak checks", [
-            ('alpha (ANDA) / p (ADA)', {**groups(runs, ('anda',), lambda run: run.binned('ANDA/alpha')),
-                                        **groups(runs, ('ada',), lambda run: run.binned('Progress/augment'))}),
+            ('p (ADA) / alpha (ANDA)', {**groups(runs, ('ada',), lambda run: run.binned('Progress/augment')),
+                                        **groups(runs, ('anda',), lambda run: run.binned('ANDA/alpha'))}),
             ('D(x), no augmentation', groups(runs, ('ada', 'anda'), lambda run: run.probe('real_score'))),
             ('D(G(z)), no augmentation', groups(runs, ('ada', 'anda'), lambda run: run.probe('fake_score'))),
             ("D(ANDA's negatives as D is fed them)", groups(runs, ('anda',),
