@@ -328,6 +328,12 @@ def machine_description():
     return f'{cpu}, {os.cpu_count()} cores'
 
 
+def next_index(queue, pretrained):
+    """The queue entry a free pipeline takes: the first one, except that a fine-tuning waits for the pretraining,
+    so while that runs the first other entry is taken (a core does not idle behind it)."""
+    return next((index for index, (name, _) in enumerate(queue) if name != 'finetune' or pretrained), 0)
+
+
 def schedule(study, names, seeds, jobs):
     """Run the pipelines `jobs` at a time: every configuration's first seed, then the second, ...; the
     pretraining first among them, as the fine-tuning waits for it."""
@@ -344,7 +350,7 @@ def schedule(study, names, seeds, jobs):
             with queue_lock:
                 if not queue or errors:
                     return
-                name, seed = queue.pop(0)
+                name, seed = queue.pop(next_index(queue, study.pretrain_done.is_set()))
             try:
                 if study.pipeline(name, seed):
                     finished.append((name, seed))

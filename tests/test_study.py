@@ -154,6 +154,15 @@ def test_paired_comparison_and_convergence_kimg():
     assert convergence_kimg(curve, 100.0) == 8.0 and math.isnan(convergence_kimg(curve, 39.0))
 
 
+def test_a_free_pipeline_passes_over_fine_tunings_until_the_pretraining_is_done():
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    from study import next_index
+    queue = [('finetune', 0), ('finetune', 1), ('diggan', 1), ('finetune', 2)]
+    assert next_index(queue, pretrained=False) == 2  # the first entry that does not wait for the pretraining
+    assert next_index(queue, pretrained=True) == 0
+    assert next_index([('finetune', 2)], pretrained=False) == 0  # only fine-tunings left: it waits
+
+
 def test_gpu_study_runs_its_three_steps_in_tiny_mode_with_a_summary(tmp_path):
     result = subprocess.run([sys.executable, 'scripts/gpu_study.py', '--tiny', '--outdir', str(tmp_path), '--seeds', '0',
                              '--jobs', '2'], cwd=ROOT, capture_output=True, text=True)
