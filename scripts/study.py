@@ -322,9 +322,21 @@ def snapshot_kimg(path):
     return float(path.stem.rpartition('-')[2])
 
 
-def machine_description():
-    cpu = next((line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines()
-                if line.startswith('model name')), 'unknown CPU') if Path('/proc/cpuinfo').is_file() else 'unknown CPU'
+def machine_description(cpuinfo=None):
+    """The CPU type and core count: float results (and so the pretrained snapshot's sha256) repeat bit for bit on
+    one CPU type, not across types (docs/study-cpu/README.md)."""
+    if cpuinfo is None:
+        path = Path('/proc/cpuinfo')
+        cpuinfo = path.read_text() if path.is_file() else ''
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(':')
+        fields.setdefault(key.strip(), value.strip())
+    flags = fields.get('flags', '').split()
+    vector = 'AVX-512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else 'no AVX2'
+    cpu = fields.get('model name', 'unknown CPU')
+    if 'cpu family' in fields:
+        cpu += f' (family {fields["cpu family"]} model {fields.get("model", "?")}, {vector})'
     return f'{cpu}, {os.cpu_count()} cores'
 
 

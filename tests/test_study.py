@@ -163,6 +163,17 @@ def test_a_free_pipeline_passes_over_fine_tunings_until_the_pretraining_is_done(
     assert next_index([('finetune', 2)], pretrained=False) == 0  # only fine-tunings left: it waits
 
 
+def test_machine_description_names_the_cpu_type_and_its_vector_instructions():
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    from study import machine_description
+    cpuinfo = ('processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n'
+               'model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: other\n')
+    assert machine_description(cpuinfo).startswith('AMD EPYC (family 25 model 1, AVX2), ')
+    assert '(family 25 model 17, AVX-512)' in machine_description(
+        cpuinfo.replace('model\t\t: 1', 'model\t\t: 17').replace('avx2 fma', 'avx2 avx512f fma'))
+    assert machine_description('').startswith('unknown CPU, ')
+
+
 def test_gpu_study_runs_its_three_steps_in_tiny_mode_with_a_summary(tmp_path):
     result = subprocess.run([sys.executable, 'scripts/gpu_study.py', '--tiny', '--outdir', str(tmp_path), '--seeds', '0',
                              '--jobs', '2'], cwd=ROOT, capture_output=True, text=True)
