@@ -118,8 +118,9 @@ class Loss(StyleGAN2Loss):
 
     Shared overfitting heuristic: the methods that adapt (ATop-k; ANDA and APA when their p is the heuristic's)
     read one p (Eq. 10, ADA's r_t) per run: `target`, `speed_kimg` and `interval` go in any of their options and
-    must agree. With "shared_heuristic": false each gets its own p from the same real logits. The heuristic sees the
-    real logits of D's main phases on all ranks and moves p at the start of every `interval`-th minibatch.
+    must agree. With "shared_heuristic": false each gets its own p from the same real logits. The heuristic is ADA's
+    exactly: it sees every real logit reported as 'Loss/signs/real' (D main and R1 passes) on all ranks and moves p
+    after every `interval`-th minibatch, where the training loop moves ADA's p (`after_minibatch`).
 
     Minibatches are learnt from the phase calls (plugins.common.minibatch.MinibatchTracker); upstream's
     style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.
@@ -181,18 +182,28 @@ class Loss(StyleGAN2Loss):
     # Minibatches and the heuristic.
 
     def _begin_minibatch(self, rank, world_size):
-        index = self.tracker.minibatches - 1
-        if self.tracker.batch_size is not None:
-            adjusted = {}
-            for name, heuristic in self.heuristics.items():
-                if index % heuristic.interval == 0:
-                    if id(heuristic) not in adjusted:
-                        p = heuristic.adjust(self.tracker.batch_size)
-                        adjusted[id(heuristic)] = torch.stack([p, heuristic.last_eta]).cpu().tolist()
-                    self.p_host[name], eta = adjusted[id(heuristic)]
-                    training_stats.report(f'{self.methods[name].stats_prefix}/eta', [eta] if eta == eta else [])
         for method in self._on('begin_minibatch'):
             method.begin_minibatch(self.tracker, rank, world_size, self.p_host.get(method.name))
+
+    def after_minibatch(self, batch_idx):
+        """Called by the training loop (patch 0028) on every rank after each minibatch's phases, where it adjusts
+        ADA's p; `batch_idx` counts the minibatches done. Moves each heuristic's p after every `interval`-th
+        minibatch, as ADA moves its p."""
+        adjusted = {}
+        for name, heuristic in self.heuristics.items():
+            if batch_idx % heuristic.interval == 0:
+                if id(heuristic) not in adjusted:
+                    p = heuristic.adjust(self.tracker.batch_size)
+                    adjusted[id(heuristic)] = torch.stack([p.double(), heuristic.last_eta]).cpu().tolist()
+                self.p_host[name], eta = adjusted[id(heuristic)]
+                training_stats.report(f'{self.methods[name].stats_prefix}/eta', [eta] if eta == eta else [])
+
+    def tick_stats(self):
+        """What the training loop reports once per tick (patch 0029): the methods' `tick_stats`."""
+        stats = {}
+        for method in self._on('tick_stats'):
+            stats.update(method.tick_stats(self.p_host.get(method.name)))
+        return stats
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, sync, gain):
         assert phase in ['Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth']
@@ -316,11 +327,11 @@ class Loss(StyleGAN2Loss):
                 real_logits, before, after = self._run_D_for_input_grads(real_img, real_c, sync=sync, wrt=wrt)
                 training_stats.report('Loss/scores/real', real_logits)
                 training_stats.report('Loss/signs/real', real_logits.sign())
+                for heuristic in {id(h): h for h in self.heuristics.values()}.values():  # ADA counts every report
+                    heuristic.accumulate(real_logits)
 
                 loss_Dreal = 0
                 if do_Dmain:
-                    for heuristic in {id(h): h for h in self.heuristics.values()}.values():
-                        heuristic.accumulate(real_logits)
                     gap_reporters = [m.stats_prefix for m in self.methods.values() if m.reports_score_gap]
                     if gap_reporters and gen_logits.numel() > 0:
                         gap = real_logits.detach().mean() - gen_logits.detach().mean()

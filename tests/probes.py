@@ -1,5 +1,5 @@
 """Classes that train.py builds by name in the reliability tests (tests/test_reliability.py) to observe or break a
-real run: per-rank controller logs, a kill in the middle of a snapshot write, non-finite logits, a DataLoader worker
+real run: per-rank controller logs, the heuristic's p beside ADA's, a kill in the middle of a snapshot write, non-finite logits, a DataLoader worker
 stuck in a long read."""
 
 import json
@@ -36,6 +36,19 @@ class RankRecordingLoss(Loss):
                        *insgen.heads['fake'].state_dict().values()]
             row['insgen'] = [float(t.double().sum()) for t in tensors]
         with open(os.path.join(os.environ['PROBE_DIR'], f'rank{rank}.jsonl'), 'a') as log:
+            log.write(json.dumps(row) + '\n')
+
+
+class BesideADALoss(Loss):
+    """plugins.Loss that appends, after each minibatch (where ADA has just moved the augment pipe's p), both ps to
+    $PROBE_DIR/beside_ada.jsonl: batch_idx, ADA's p (absent without a pipe), the heuristic's p, its p_host."""
+
+    def after_minibatch(self, batch_idx):
+        super().after_minibatch(batch_idx)
+        row = dict(batch_idx=batch_idx, heuristic=next(iter(self.heuristics.values())).p.item(), p_host=self.p_host)
+        if self.augment_pipe is not None:
+            row['ada'] = self.augment_pipe.p.item()
+        with open(os.path.join(os.environ['PROBE_DIR'], 'beside_ada.jsonl'), 'a') as log:
             log.write(json.dumps(row) + '\n')
 
 

@@ -124,8 +124,8 @@ def test_alpha_follows_the_heuristic_and_the_stats_are_reported():
         share = collector.mean('ANDA/negative_share')
         assert collector.num('ANDA/scores/negative') == round(share * 4)
         assert math.isfinite(collector.mean('ANDA/score_gap'))
-    assert alphas == [min(0.25 * (m // 4), 1.0) for m in range(12)]
-    assert float(loss.heuristics['anda'].p) == 0.5
+    assert alphas == [0.25 * (m // 4) for m in range(12)]
+    assert float(loss.heuristics['anda'].p) == 0.75  # moved after the 12th minibatch, for the 13th
 
 
 def test_alpha_can_follow_ADA_p():

@@ -88,7 +88,7 @@ def test_controller_refuses_bad_arguments():
     with pytest.raises(ValueError, match='batch_size'):
         KController(0)
     with pytest.raises(ValueError, match='p must lie in'):
-        KController(4).step(1.5)
+        KController(4).step(-0.5)
     with pytest.raises(ValueError, match='k must lie in'):
         KController(4).load_state_dict({'k': 5, 'generator_state': torch.Generator().get_state()})
 

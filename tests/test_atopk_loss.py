@@ -108,9 +108,9 @@ def run_controller(seed=None, random_seed=0):
     batches = Batches(batch=4, batch_gpu=4)
     collector = collect_atopk()
     ps, ks, etas = [], [], []
-    for offset in (50.0, -50.0):
+    for offset, minibatches in ((50.0, 24), (-50.0, 56)):
         D.offset = offset
-        for _ in range(40):
+        for _ in range(minibatches):
             run_minibatch(loss, batches)
             collector.update()
             ps.append(collector.mean('ATopk/p'))
@@ -123,16 +123,18 @@ def run_controller(seed=None, random_seed=0):
 
 def test_p_moves_at_the_specified_rate_and_k_follows_eq11():
     ps, ks, etas, loss = run_controller(seed=5)
-    # Positive real logits: p rises by 0.25 at minibatches 4, 8, 12, 16, then stays clamped at 1.
-    assert ps[:40] == [min(0.25 * (m // 4), 1.0) for m in range(40)]
-    # Negative from minibatch 40: the adjustment at 40 still sees minibatches 36-39 (p stays clamped at 1), the
-    # one at 44 sees 40-43: p falls by 0.25 at minibatches 44, 48, 52, 56, then stays at 0.
-    assert ps[40:] == [max(1.0 - 0.25 * ((m - 40) // 4), 0.0) for m in range(40, 80)]
-    assert etas[4] == 1.0 and etas[44] == -1.0 and etas[3] is None
+    # Positive real logits: p rises by 0.25 after every 4th minibatch, past 1 (ADA's p has no cap; Eq. 11 draws
+    # with it as a probability of 1 there), up to 1.5 for minibatches 24-27.
+    assert ps[:28] == [0.25 * (m // 4) for m in range(28)]
+    # Negative from minibatch 24: the adjustment after 24 still counted minibatches 20-23; p then falls by 0.25 after
+    # every 4th minibatch down to 0 (minibatch 48) and stays there.
+    assert ps[28:] == [max(1.5 - 0.25 * ((m - 24) // 4), 0.0) for m in range(28, 80)]
+    # eta is reported where it is measured: after minibatches 4, 8, ... (indices 3, 7, ...), of the 4 before.
+    assert etas[3] == 1.0 and etas[23] == 1.0 and etas[27] == -1.0 and etas[2] is None and etas[4] is None
     # k: starts at the batch, then Eq. 11 with the controller's seeded draws and the p of each minibatch.
     reference = KController(4, seed=5)
     assert ks == [4.0] + [float(reference.step(p)) for p in ps[1:]]
-    assert ks[39] == 1.0 and ks[79] == 4.0  # p = 1 drives k to 1; p = 0 brings it back to the batch
+    assert 1.0 in ks[:28] and ks[79] == 4.0  # p >= 1 drives k to 1; p = 0 brings it back to the batch
     assert loss.p_host['atopk'] == 0.0 and float(loss.heuristics['atopk'].p) == 0.0
 
 
@@ -216,7 +218,7 @@ def test_D_and_G_regularisation_match_upstream():
     for phase, module in [('Greg', G), ('Dmain', D), ('Dreg', D), ('Dboth', D)]:
         for ours, theirs in zip(grads(atopk, [phase], module), grads(upstream, [phase], module)):
             torch.testing.assert_close(ours, theirs)
-    assert float(atopk.heuristics['atopk'].pending_count) == seen + 2 * 4  # real logits of Dmain and Dboth, not Dreg
+    assert float(atopk.heuristics["atopk"].pending_count) == seen + 3 * 4  # real logits of Dmain, Dreg and Dboth, as ADA
     # Gboth is the top-k Gmain plus upstream's path-length term, drawn in the same order as upstream's Gboth.
     for ours, theirs in zip(grads(atopk, ['Gboth'], G), grads(atopk, ['Gmain', 'Greg'], G)):
         torch.testing.assert_close(ours, theirs)

@@ -1,4 +1,5 @@
-"""Tests of plugins.common: option validation and the overfitting heuristic (ADA's r_t, ATop-k Eq. 10)."""
+"""Tests of plugins.common: option validation and the overfitting heuristic (ADA's r_t, ATop-k Eq. 10), against
+ADA's update as upstream's training loop writes it."""
 
 import math
 import pickle
@@ -45,38 +46,47 @@ def _positive_logits(batch):
     return torch.rand([batch, 1]) + 0.1
 
 
-def test_p_rises_by_one_step_per_adjustment_then_clamps_at_one():
+def ada_p(p, eta, batch, target=0.6, interval=4, speed_kimg=500):
+    """Upstream's training loop's ADA step, as it writes it: a float64 step added to the float32 p, clamped at 0."""
+    adjust = np.sign(eta - target) * (batch * interval) / (speed_kimg * 1000)
+    return (p + adjust).max(torch.zeros([]))
+
+
+def test_p_rises_by_one_step_per_adjustment_with_no_cap():
     batch, interval, speed_kimg = 8, 4, 0.128
-    step = batch * interval / (speed_kimg * 1000)  # 0.25
     heuristic = OverfitHeuristic(interval=interval, speed_kimg=speed_kimg)
-    history = []
+    history, expected = [], [torch.zeros([])]
     for _ in range(6):
         for _ in range(interval):
             heuristic.accumulate(_positive_logits(batch))
-        history.append(heuristic.adjust(batch).item())
-    assert history == pytest.approx([step, 2 * step, 3 * step, 1.0, 1.0, 1.0], abs=1e-12)
+        history.append(heuristic.adjust(batch).clone())
+        expected.append(ada_p(expected[-1], 1.0, batch, interval=interval, speed_kimg=speed_kimg))
+    assert [p.item() for p in history] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5]  # as ADA's p, not capped at 1
+    assert all(p.dtype == torch.float32 and torch.equal(p, ada) for p, ada in zip(history, expected[1:]))
 
 
-def test_default_step_matches_ada_speed():
+def test_default_step_is_adas_bit_for_bit():
     batch = 4
     heuristic = OverfitHeuristic()
     heuristic.accumulate(_positive_logits(batch))
-    assert heuristic.adjust(batch).item() == pytest.approx(batch * 4 / (500 * 1000), rel=1e-12)
+    assert torch.equal(heuristic.adjust(batch), ada_p(torch.zeros([]), 1.0, batch))
     assert heuristic.last_eta.item() == 1.0
 
 
 def test_p_falls_to_zero_and_clamps_when_signs_are_below_target():
     batch = 8
     heuristic = OverfitHeuristic(interval=4, speed_kimg=0.128)
-    heuristic.load_state_dict({'p': torch.tensor(0.6, dtype=torch.float64),
+    heuristic.load_state_dict({'p': torch.tensor(0.6),
                                'pending_sign_sum': torch.tensor(0.0, dtype=torch.float64),
                                'pending_count': torch.tensor(0.0, dtype=torch.float64)})
     mostly_negative = torch.tensor([1.0, -1.0, -2.0, -0.5, 0.3, -0.2, -4.0, 2.0])  # eta = -0.25
-    history = []
+    history, expected = [], [torch.tensor(0.6)]
     for _ in range(4):
         heuristic.accumulate(mostly_negative)
-        history.append(heuristic.adjust(batch).item())
-    assert history == pytest.approx([0.35, 0.1, 0.0, 0.0], abs=1e-12)
+        history.append(heuristic.adjust(batch).clone())
+        expected.append(ada_p(expected[-1], -0.25, batch, speed_kimg=0.128))
+    assert [p.item() for p in history] == pytest.approx([0.35, 0.1, 0.0, 0.0], abs=1e-7)
+    assert all(torch.equal(p, ada) for p, ada in zip(history, expected[1:]))
     assert heuristic.last_eta.item() == pytest.approx(-0.25)
 
 
@@ -90,7 +100,7 @@ def test_eta_is_the_mean_sign_of_every_logit_since_the_last_adjustment():
     for chunk in chunks:
         heuristic.accumulate(chunk)
     pooled = np.concatenate([chunk.numpy().ravel() for chunk in chunks])
-    expected_eta = np.mean(np.where(pooled >= 0, 1.0, -1.0))  # Eq. 10: sign(0) = +1
+    expected_eta = np.mean(np.sign(pooled))  # upstream's 'Loss/signs/real': sign(0) = 0, counted
     assert heuristic.pending_count.item() == pooled.size
     heuristic.adjust(4)
     assert heuristic.last_eta.item() == pytest.approx(expected_eta, abs=1e-12)
@@ -143,9 +153,8 @@ def test_adjust_pools_signs_over_ranks_with_gloo(tmp_path):
     torch.multiprocessing.spawn(_gloo_worker, nprocs=2, join=True,
                                 args=(2, str(tmp_path / 'init'), str(tmp_path), logits_per_rank, initial_p, batch))
     pooled = np.concatenate(logits_per_rank)
-    expected_eta = np.mean(np.where(pooled >= 0, 1.0, -1.0))
-    expected_p = initial_p + np.sign(expected_eta - 0.6) * batch * 4 / (500 * 1000)
+    expected_eta = np.mean(np.sign(pooled))
     results = [torch.load(tmp_path / f'rank{rank}.pt') for rank in range(2)]
     assert results[0] == results[1]
     assert results[0]['eta'] == pytest.approx(expected_eta)
-    assert results[0]['p'] == pytest.approx(expected_p, abs=1e-15)
+    assert results[0]['p'] == ada_p(torch.tensor(initial_p), expected_eta, batch).item()

@@ -39,6 +39,8 @@ def gradient_trace(loss_class, minibatches=10, batch_gpu=2, **options):
                 loss.accumulate_gradients(phase, real[index], real_c[index], z[index], c[index],
                                           sync=index == len(real) - 1, gain=every)
             trace.append([torch.zeros([]) if p.grad is None else p.grad.clone() for p in module.parameters()])
+        if hasattr(loss, 'after_minibatch'):
+            loss.after_minibatch(minibatch + 1)
     return trace, loss
 
 

@@ -50,6 +50,7 @@ class Batches:
     def __init__(self, batch, batch_gpu, seed=123):
         self.batch, self.batch_gpu = batch, batch_gpu
         self.generator = torch.Generator().manual_seed(seed)
+        self.done = 0  # minibatches run: the training loop's batch_idx
 
     def next(self):
         real = torch.rand([self.batch, 3, 8, 8], generator=self.generator) * 2 - 1
@@ -59,11 +60,15 @@ class Batches:
 
 
 def run_minibatch(loss, batches, phases=('Gmain', 'Dmain')):
+    """One minibatch as the training loop runs it: the phases' rounds, then the loss's after_minibatch."""
     real, real_c, z, c = batches.next()
     for phase in phases:
         for round_index in range(len(real)):
             loss.accumulate_gradients(phase, real[round_index], real_c[round_index], z[round_index], c[round_index],
                                       sync=round_index == len(real) - 1, gain=1)
+    batches.done += 1
+    if hasattr(loss, 'after_minibatch'):
+        loss.after_minibatch(batches.done)
 
 
 def phase_gradients(loss, G, D, batch, phase, seed=7):

@@ -23,7 +23,8 @@ class APA(Method):
     The pseudo reals are the images of the last G main chunk, as released (with several rounds per minibatch,
     every D round uses the last G round's images).
 
-    Stats: 'APA/p' and 'APA/pseudo_share' (share of D's real slots that held a fake), per D real pass.
+    Stats: 'APA/p' and 'APA/pseudo_share' (share of D's real slots that held a fake), per D real pass; with the
+    heuristic's p and no augment pipe, that p is also 'Progress/augment' at each tick, as released.
     """
 
     name = 'apa'
@@ -59,6 +60,10 @@ class APA(Method):
         if self.p_source == 'fixed':
             return f'APA: p is fixed at {self.fixed_p:g}'
         return 'APA: p is ' + ("the augment pipe's p" if self.p_source == 'ada' else "the overfitting heuristic's p")
+
+    def tick_stats(self, p_host):
+        """The heuristic's p as 'Progress/augment' when the run has no augment pipe, as released APA logs its p."""
+        return {'Progress/augment': p_host} if self.p_source == 'heuristic' and self.augment_pipe is None else {}
 
     def observe_fakes(self, gen_img):
         self.pseudo = gen_img

@@ -44,8 +44,9 @@ class KController:
         self.generator.manual_seed(check_int_range('seed', seed, 0))
 
     def step(self, p):
-        """Apply Eq. 11 once with overfitting probability p (a float or one-element tensor in [0, 1]); returns k."""
-        p = check_range('p', float(p), 0, 1)
+        """Apply Eq. 11 once with overfitting probability p (a float or one-element tensor >= 0; p >= 1 always moves
+        down, as ADA's p is not capped at 1); returns k."""
+        p = check_range('p', float(p), 0)
         moves_down = torch.rand([], generator=self.generator, dtype=torch.float64).item() < p
         self.k = min(max(self.k - 1 if moves_down else self.k + 1, 1), self.batch_size)
         return self.k

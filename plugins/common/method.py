@@ -4,8 +4,11 @@ The loss calls, in the registry's order (`plugins.methods.METHODS`), for every m
 `describe` and the state) or on and `active` (the rest):
   at construction   `attach(augment_pipe)`, `attach_discriminator(D)` (D as the loss has it: DDP-wrapped with
                     several processes), then prints `describe()` if it says something;
-  each minibatch    `begin_minibatch(tracker, rank, world_size, p_host)` at its first G main call (after the
-                    heuristics moved), `end_minibatch(tracker)` once its G rounds are counted;
+  each minibatch    `begin_minibatch(tracker, rank, world_size, p_host)` at its first G main call (the
+                    heuristics move after the minibatches before, as ADA's p), `end_minibatch(tracker)` once its G
+                    rounds are counted;
+  each tick         `tick_stats(p_host)`: {name: value} the training loop reports once per tick (e.g. the
+                    figures the released code reports there);
   G main            `g_main_loss(gen_logits, round_index)`: G's main loss of the chunk, in place of upstream's
                     mean(softplus(-D(G(z)))). One method at most. `g_main_terms(gen_img, gen_c)`: a term added to it.
   D main, fakes     `d_fake_inputs(gen_img, real_img, p)`: the batches D's fake term sees, as
@@ -66,6 +69,9 @@ class Method:
 
     def end_minibatch(self, tracker):
         pass
+
+    def tick_stats(self, p_host):
+        return {}
 
     def observe_fakes(self, gen_img):
         pass
