@@ -217,7 +217,7 @@ class Loss(StyleGAN2Loss):
 
         if phase in G_MAIN_PHASES:
             do_Gpl = phase == 'Gboth' and self.pl_weight != 0
-            self._accumulate_g_main(gen_z, gen_c, sync=(sync and not do_Gpl), gain=gain, round_index=round_index)
+            self._accumulate_g_main(real_img, gen_z, gen_c, sync=(sync and not do_Gpl), gain=gain, round_index=round_index)
             if do_Gpl:
                 super().accumulate_gradients('Greg', real_img, real_c, gen_z, gen_c, sync, gain)
         elif phase == 'Greg':
@@ -228,12 +228,12 @@ class Loss(StyleGAN2Loss):
     # ------------------------------------------------------------------------------------------------------------
     # G.
 
-    def _accumulate_g_main(self, gen_z, gen_c, sync, gain, round_index):
+    def _accumulate_g_main(self, real_img, gen_z, gen_c, sync, gain, round_index):
         selector = next(iter(self._on('g_main_loss')), None)
         with torch.autograd.profiler.record_function('Gmain_forward'):
             gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=sync)
-            for method in self._on('observe_fakes'):
-                method.observe_fakes(gen_img.detach())
+            for method in self._on('observe_g_main'):
+                method.observe_g_main(real_img, gen_img.detach())
             gen_logits = self.run_D(gen_img, gen_c, sync=False)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())

@@ -2,14 +2,17 @@
 starting networks, data and random state, minibatch by minibatch; and both loops' cost, interleaved.
 
     python scripts/compare_released.py --fork DIR --fork-args 'ARGS' --project-args 'ARGS'
-        [--minibatches 32] [--tick 4] [--override JSON] [--adapter NAME] [--no-transfer] [--out DIR]
+        [--minibatches 32] [--tick 4] [--override JSON] [--fork-override JSON] [--project-override JSON]
+        [--adapter NAME] [--no-transfer] [--out DIR]
     python scripts/compare_released.py --time ... [--repeats 5] [--warmup 4]
 
 DIR is a checkout of the fork (edited to run on the CPU where it must: docs/released-forks.md says how); each side
 runs its own train.py (the fork's, and upstream's through the patches with the project's plugins), with ARGS as on
 its command line (`--outdir` and `--gpus 1` are added). The training loop's options are then overridden alike on
 both sides: --override (a JSON object merged into them, e.g. smaller networks for the CPU), no metrics, no
-snapshots, a tick every --tick minibatches, and a stop at the start of minibatch --minibatches.
+snapshots, a tick every --tick minibatches, and a stop at the start of minibatch --minibatches; --fork-override and
+--project-override are merged into one side's only (an option the fork names differently, e.g. DeceiveD's
+apa_kimg for ADA's ada_kimg).
 
 Comparison. At the first minibatch's data fetch the fork's G, D, G_ema, augment pipe, the adapter's extra state and
 the global torch, NumPy and Python random states are copied into the project's run (unless --no-transfer): both
@@ -30,7 +33,7 @@ Adapters name state a side keeps outside G, D, G_ema and the augment pipe, under
 ADAPTERS below.
 """
 
-import copy
+import functools
 import hashlib
 import json
 import os
@@ -247,6 +250,7 @@ def run_side(options, train_args):
 
     loop = training_loop.training_loop
 
+    @functools.wraps(loop)  # train.py may read the loop's signature
     def overridden_loop(**kwargs):
         kwargs = _deep_merge(kwargs, options['override'])
         kwargs.update(metrics=[], image_snapshot_ticks=None, network_snapshot_ticks=None, total_kimg=1e9,
@@ -358,6 +362,8 @@ def timing_report(times, settings):
 @click.option('--minibatches', type=click.IntRange(1), default=32, show_default=True, help='Minibatches to compare or time')
 @click.option('--tick', type=click.IntRange(1), default=4, show_default=True, help='A tick every this many minibatches')
 @click.option('--override', default='{}', help='JSON object merged into both training loops\' options')
+@click.option('--fork-override', default='{}', help="JSON object merged into the fork's training loop options only")
+@click.option('--project-override', default='{}', help="JSON object merged into the project's training loop options only")
 @click.option('--adapter', type=click.Choice(sorted(ADAPTERS)), default='none', show_default=True)
 @click.option('--transfer/--no-transfer', default=True, show_default=True, help="Copy the fork's start state into the project's run")
 @click.option('--time', 'timing', is_flag=True, help='Time both loops, interleaved, instead of comparing them')
@@ -367,8 +373,8 @@ def timing_report(times, settings):
 @click.option('--side', hidden=True)
 @click.option('--side-out', hidden=True)
 @click.argument('side_args', nargs=-1, type=click.UNPROCESSED)
-def main(fork_dir, fork_args, project_args, minibatches, tick, override, adapter, transfer, timing, repeats, warmup,
-         out, side, side_out, side_args):
+def main(fork_dir, fork_args, project_args, minibatches, tick, override, fork_override, project_override, adapter,
+         transfer, timing, repeats, warmup, out, side, side_out, side_args):
     """Compare a released fork's training loop with the project's, or time both (see the module docstring)."""
     if side is not None:
         result = run_side(json.loads(side), list(side_args))
@@ -379,32 +385,37 @@ def main(fork_dir, fork_args, project_args, minibatches, tick, override, adapter
         raise click.UsageError('--fork DIR is required')
     if not (Path(fork_dir) / 'train.py').is_file():
         raise click.UsageError(f'--fork {fork_dir}: no train.py there; give the checkout of a StyleGAN2-ADA fork')
-    try:
-        override = json.loads(override)
-    except json.JSONDecodeError as err:
-        raise click.UsageError(f'--override is not JSON: {err}') from err
-    if not isinstance(override, dict):
-        raise click.UsageError(f'--override must be a JSON object, got {override!r}')
+    overrides = {}
+    for name, text in (('override', override), ('fork-override', fork_override), ('project-override', project_override)):
+        try:
+            overrides[name] = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise click.UsageError(f'--{name} is not JSON: {err}') from err
+        if not isinstance(overrides[name], dict):
+            raise click.UsageError(f'--{name} must be a JSON object, got {overrides[name]!r}')
     if timing and warmup >= minibatches:
         raise click.UsageError(f'--warmup {warmup} must be below --minibatches {minibatches}')
-    settings = dict(minibatches=minibatches, tick=tick, override=override, adapter=adapter, warmup=warmup)
+    settings = dict(minibatches=minibatches, tick=tick, adapter=adapter, warmup=warmup)
     sides = {'fork': (Path(fork_dir).resolve(), shlex.split(fork_args)),
              'project': (ROOT / 'stylegan2_ada', shlex.split(project_args))}
+    side_settings = {role: dict(settings, override=_deep_merge(overrides['override'], overrides[f'{role}-override']))
+                     for role in sides}
     workdir = Path(out) if out else Path(tempfile.mkdtemp(prefix='compare_released-'))
     workdir.mkdir(parents=True, exist_ok=True)
     lines = [f'fork: {sides["fork"][0]} train.py {fork_args}', f'project: stylegan2_ada/train.py {project_args}',
-             f'override: {json.dumps(override)}; a tick every {tick} minibatches; adapter {adapter}']
+             f'override: {override}; fork only: {fork_override}; project only: {project_override}',
+             f'a tick every {tick} minibatches; adapter {adapter}']
     if timing:
         times = {'fork': [], 'project': []}
         for repeat in range(repeats):
             for role in (('fork', 'project') if repeat % 2 == 0 else ('project', 'fork')):
-                times[role].append(launch(role, *sides[role], settings, workdir, timing=True)['times'])
+                times[role].append(launch(role, *sides[role], side_settings[role], workdir, timing=True)['times'])
         lines += timing_report(times, settings)
         status = 0
     else:
         start_state = str(workdir / 'start_state.pkl') if transfer else None
-        fork = launch('fork', *sides['fork'], settings, workdir, start_state=start_state)
-        project = launch('project', *sides['project'], settings, workdir, start_state=start_state)
+        fork = launch('fork', *sides['fork'], side_settings['fork'], workdir, start_state=start_state)
+        project = launch('project', *sides['project'], side_settings['project'], workdir, start_state=start_state)
         report_lines, difference = compare_report(fork, project, transfer)
         lines += report_lines
         status = 0 if difference is None else 1

@@ -26,13 +26,40 @@ class RecordingD(torch.nn.Module):
 
 def is_jigsaw_of(negatives, reals):
     """Each negative holds exactly its real image's pixel values (a permutation of its patches) and differs from it."""
-    same_values = torch.equal(negatives.flatten(1).sort().values, reals.flatten(1).sort().values)
-    return same_values and not (negatives == reals).flatten(1).all(dim=1).any()
+    return holds_the_values_of(negatives, reals) and not (negatives == reals).flatten(1).all(dim=1).any()
+
+
+def holds_the_values_of(negatives, reals):
+    return torch.equal(negatives.flatten(1).sort().values, reals.flatten(1).sort().values)
+
+
+def test_released_estimator_draws_negatives_in_G_main_and_uses_the_last_G_rounds_in_D():
+    """As released: NDA(x) of each G main round's reals, and every D main round blends the last one's."""
+    G, D = tiny_networks()
+    recording = RecordingD(D)
+    loss = make_loss(G, recording, 'plugins.anda.Loss', speed_kimg=1e-9)  # released estimator and jigsaw
+    anda = loss.methods['anda']
+    real, real_c, z, c = Batches(batch=8, batch_gpu=4).next()
+    pseudo = []
+    for index in range(2):
+        loss.accumulate_gradients('Gmain', real[index], real_c[index], z[index], c[index], sync=index == 1, gain=1)
+        assert holds_the_values_of(anda.pseudo, real[index])
+        pseudo.append(anda.pseudo)
+    recording.inputs.clear()
+    torch.manual_seed(5)
+    for index in range(2):  # alpha = p = 0: no flag fires, every D main round blends 0.2 * NDA(x) + 0.8 * G(z)
+        loss.accumulate_gradients('Dmain', real[index], real_c[index], z[index], c[index], sync=index == 1, gain=1)
+        assert anda.pseudo is pseudo[1]
+    torch.manual_seed(5)
+    for index in range(2):
+        gen_img, _ = loss.run_G(z[index], c[index], sync=False)
+        torch.rand([4])  # the round's flags
+        assert torch.equal(recording.inputs[2 * index], 0.2 * pseudo[1] + 0.8 * gen_img.detach())
 
 
 def test_sampled_puts_negatives_at_rate_lam_times_one_minus_alpha():
     from plugins.anda.method import ANDA
-    anda = ANDA(lam=0.5, estimator='sampled')
+    anda = ANDA(lam=0.5, estimator='sampled', permutation='non_identity')
     generator = torch.Generator().manual_seed(0)
     real = torch.rand([64, 3, 8, 8], generator=generator) * 2 - 1
     fake = torch.rand([64, 3, 8, 8], generator=generator) + 5  # values no real image has
@@ -51,7 +78,7 @@ def test_sampled_puts_negatives_at_rate_lam_times_one_minus_alpha():
 def test_weighted_matches_eq_s4_on_a_tiny_D():
     G, D = tiny_networks()
     recording = RecordingD(D)
-    loss = make_loss(G, recording, 'plugins.anda.Loss', estimator='weighted', lam=0.3)
+    loss = make_loss(G, recording, 'plugins.anda.Loss', estimator='weighted', lam=0.3, permutation='non_identity')
     loss.heuristics['anda'].p.fill_(0.25)  # alpha: the negatives' weight is 0.3 * 0.75
     real, real_c, z, c = Batches(batch=4, batch_gpu=4).next()
     G.requires_grad_(False)

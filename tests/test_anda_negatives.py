@@ -1,5 +1,7 @@
 """Tests for the NDA negatives that feed ANDA's hat{P}_R (plugins/anda/negatives.py)."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -49,23 +51,51 @@ def patches_of(image, grid):
     return [tuple(cell.flatten().tolist()) for cell in cells.reshape(grid * grid, -1)]
 
 
+@pytest.mark.parametrize('permutation', ['released', 'non_identity'])
 @pytest.mark.parametrize('grid, height, width', [(2, 8, 8), (3, 12, 6), (4, 8, 16)])
-def test_jigsaw_permutes_each_images_own_patches_and_never_keeps_the_layout(grid, height, width):
+def test_jigsaw_permutes_each_images_own_patches(grid, height, width, permutation):
+    unchanged = 0
     for seed in range(10):
         x = noise_batch(32, height=height, width=width, seed=seed)
-        out = jigsaw(x, grid=grid, generator=seeded(100 + seed))
+        out = jigsaw(x, grid=grid, permutation=permutation, generator=seeded(100 + seed))
         for image, shuffled in zip(x, out):
             original_patches, shuffled_patches = patches_of(image, grid), patches_of(shuffled, grid)
             assert sorted(shuffled_patches) == sorted(original_patches)
-            assert shuffled_patches != original_patches
+            unchanged += shuffled_patches == original_patches
+    if permutation == 'non_identity':
+        assert unchanged == 0
 
 
-def test_jigsaw_draws_every_non_identity_permutation_of_a_2x2_grid():
+def layouts_of(x, out):
+    """Per 2x2 one-channel image of four distinct pixels: which input pixel (row-major) each output pixel holds."""
+    return [tuple(row) for row in (out.flatten(1)[:, :, None] == x.flatten(1)[:, None, :]).long().argmax(2).tolist()]
+
+
+def test_non_identity_jigsaw_draws_every_non_identity_permutation_of_a_2x2_grid():
     x = noise_batch(400, channels=1, height=2, width=2)
-    out = jigsaw(x, generator=seeded(1))
-    layouts = {tuple(row) for row in (out.flatten(1)[:, :, None] == x.flatten(1)[:, None, :]).long().argmax(2)
-               .tolist()}
+    layouts = set(layouts_of(x, jigsaw(x, permutation='non_identity', generator=seeded(1))))
     assert len(layouts) == 23 and (0, 1, 2, 3) not in layouts
+
+
+def test_released_jigsaw_puts_the_cells_back_column_by_column():
+    """ANDA's released jigsaw: per image, torch.randperm redrawn while it is the identity; output cell (row r,
+    column c) holds input cell perm[c * grid + r]. Checked against that rule, and on the layouts it gives."""
+    x = noise_batch(3000, channels=1, height=2, width=2)
+    out = jigsaw(x, generator=seeded(4))
+    generator, expected = seeded(4), []
+    for _ in range(len(x)):
+        perm = torch.randperm(4, generator=generator)
+        while perm.tolist() == [0, 1, 2, 3]:
+            perm = torch.randperm(4, generator=generator)
+        expected.append(tuple(int(perm[c * 2 + r]) for r in range(2) for c in range(2)))  # row-major output
+    layouts = layouts_of(x, out)
+    assert layouts == expected
+    # The identity layout comes out 1 time in 23; the transposed one (the excluded identity permutation) never.
+    assert set(layouts) == {layout for layout in itertools.permutations(range(4))} - {(0, 2, 1, 3)}
+    assert abs(layouts.count((0, 1, 2, 3)) / len(x) - 1 / 23) < 0.015
+    # The global generator by default, as released.
+    torch.manual_seed(4)
+    assert torch.equal(jigsaw(x), out)
 
 
 @pytest.mark.parametrize('grid, height, width', [(2, 7, 8), (3, 9, 10), (1, 8, 8), (5, 10, 10)])

@@ -47,22 +47,41 @@ def test_t_follows_p_through_adas_adjustments():
     assert collector.num('Diffusion/T') == 7 and collector.mean('Diffusion/T') == pytest.approx(np.mean(trajectory))
 
 
-def test_timestep_table_is_half_zeros_half_priority_draws_and_a_function_of_the_state():
+def test_seeded_timestep_table_is_half_zeros_half_priority_draws_and_a_function_of_the_state():
     from plugins.diffusion import AugmentPipe
     counts = np.zeros(11)
-    pipe = AugmentPipe(t_min=10, t_max=10)
+    pipe = AugmentPipe(t_min=10, t_max=10, draws='seeded')
     for adjustments in range(400):
         pipe.adjustments.fill_(adjustments)
-        pipe._rebuild()
+        pipe._draw_table(10)
         table = pipe.table.numpy()
         assert (table[32:] == 0).all() and ((table[:32] >= 1) & (table[:32] <= 10)).all()
         counts += np.bincount(table[:32], minlength=11)
     expected = 400 * 32 * np.arange(10) / 45  # P(t) = (t - 1) / sum: t = 1 never
     assert counts[1] == 0 and np.all(np.abs(counts[1:] - expected) < 5 * np.sqrt(expected + 1))
-    again = AugmentPipe(t_min=10, t_max=10)
-    again.load_state_dict(pipe.state_dict())  # p and the adjustment count: a resumed run, or another rank
-    again._rebuild()
+    again = AugmentPipe(t_min=10, t_max=10, draws='seeded')
+    again.adjustments.fill_(399)  # another rank at the same adjustment
+    again._draw_table(10)
     assert torch.equal(again.table, pipe.table)
+
+
+def test_released_draws_take_the_table_and_each_images_t_from_numpys_global_generator():
+    """As released: a table of 32 draws np.random.choice(1..T, p = (t - 1) / sum) and 32 zeros when the pipe is
+    built, and each image's t = np.random.choice(table); a new table at each adjustment."""
+    from plugins.diffusion import AugmentPipe
+    np.random.seed(7)
+    pipe = AugmentPipe(t_min=20, t_max=100)
+    torch.manual_seed(0)
+    _, t = pipe(torch.zeros([6, 3, 4, 4]))
+    pipe.p.fill_(0.5)
+    pipe.ada_adjusted()
+    np.random.seed(7)
+    expected = np.zeros(64, dtype=np.int64)
+    expected[:32] = np.random.choice(np.arange(1, 21), size=32, p=np.arange(20) / np.arange(20).sum())
+    np.testing.assert_array_equal(t.flatten().numpy(), np.random.choice(expected, size=6))
+    expected[:32] = np.random.choice(np.arange(1, 61), size=32, p=np.arange(60) / np.arange(60).sum())
+    np.testing.assert_array_equal(pipe.table.numpy(), expected)
+    assert pipe.p.dtype == torch.float64 and pipe.tick_stats() == {'Progress/augment_T': 60.0}
 
 
 def test_q_sample_scales_the_image_and_the_noise():
@@ -105,7 +124,7 @@ def test_train_py_runs_diffusion_gan_with_anda_and_the_snapshot_loads(tmp_path, 
     adaptive = run_upstream('train.py', '--outdir', tmp_path / 'dry', '--data', dataset16, '--cfg', 'cpu', *DIFFUSION,
                             '--seed', 3, '--dry-run')
     assert '"ada_kimg": 100' in adaptive.stdout  # the released speed, from the pipe class
-    assert '"random_seed": 3' in adaptive.stdout.split('"augment_kwargs"')[1]  # the tables follow --seed
+    assert '"random_seed": 3' in adaptive.stdout.split('"augment_kwargs"')[1]  # for draws 'seeded'
 
 
 @pytest.mark.parametrize('args, message', [
@@ -120,6 +139,7 @@ def test_train_py_runs_diffusion_gan_with_anda_and_the_snapshot_loads(tmp_path, 
     (['--aug', 'plugins.diffusion.AugmentPipe', '--p', '0', '--D-class', 'plugins.diffusion.Discriminator'],
      'with p = 0 is not built, so D would get no timesteps'),
     ([*DIFFUSION, '--aug-kwargs', '{"random_seed": 1}'], "AugmentPipe has no option 'random_seed'"),
+    ([*DIFFUSION, '--aug-kwargs', '{"seed": 1}'], "seed=1 applies only to draws 'seeded'"),
 ])
 def test_bad_combinations_are_refused_before_writing(tmp_path, dataset16, args, message):
     result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', *args,

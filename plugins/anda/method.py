@@ -3,7 +3,7 @@
 import torch
 from torch_utils import training_stats
 
-from plugins.anda.negatives import NEGATIVE_TRANSFORMS, make_negatives
+from plugins.anda.negatives import NEGATIVE_TRANSFORMS, PERMUTATIONS, make_negatives
 from plugins.common.method import Method
 from plugins.common.options import check_choice, check_int_range, check_range
 from plugins.common.p_source import P_SOURCES, require_pipe_p, resolve_p_source
@@ -20,7 +20,8 @@ class ANDA(Method):
       lam          lambda of Eq. S4, 0 <= lam < 1 (default 0.2, the released value). lam = 0 switches ANDA off.
       estimator    'released' (default): the authors' released code: per-image flags f ~ Bernoulli(alpha); when
                    none fires in the chunk, D's fake input is the pixel blend lam * NDA(x) + (1 - lam) * G(z)
-                   (0.2 / 0.8 at the default lam), otherwise plain G(z).
+                   (0.2 / 0.8 at the default lam), otherwise plain G(z). As released, NDA(x) is drawn in G main
+                   from that round's reals, and every D main round uses the last G main round's.
                    'sampled': Eq. S4 as written: each fake slot of D's batch holds a negative with probability w,
                    else the generated image, in one D pass, so D's cost is unchanged; its expectation is Eq. S4.
                    'weighted': D sees the full generated batch and a full batch of negatives and the two terms are
@@ -29,11 +30,15 @@ class ANDA(Method):
                    `ada_target` is set: --aug ada, or a pipe with --target), as released, else the shared
                    overfitting heuristic's p (Eq. 10, so ANDA works without ADA); the choice is printed at start.
                    'ada': always the pipe's p (needs a pipe); 'heuristic': always the heuristic's p.
-      negative     the NDA transform: 'jigsaw' (default; `grid` x `grid` patches, a random non-identity
-                   permutation per image), 'stitch', 'cutout', 'mixup', 'cutmix', 'rotation'.
+      negative     the NDA transform: 'jigsaw' (default; `grid` x `grid` patches permuted per image), 'stitch',
+                   'cutout', 'mixup', 'cutmix', 'rotation'.
       grid         jigsaw's grid size, 2 (default) to 4.
-    Negatives are built from the chunk's real images before the augment pipe, which then applies to them as to
-    every image D sees; they hold no graph to G, so they never reach G's gradient.
+      permutation  jigsaw's permutation: 'released' (default; `jigsaw_k` as released: put back column by column,
+                   so the unchanged image comes out 1 time in 23) or 'non_identity' (never the unchanged image);
+                   see plugins.anda.negatives.jigsaw.
+    Negatives are built from real images before the augment pipe, which then applies to them as to every image D
+    sees; they hold no graph to G, so they never reach G's gradient. 'sampled' and 'weighted' build them in D main
+    from that round's reals.
 
     Stats: 'ANDA/alpha', 'ANDA/negative_share' (share of D's fake slots that held a negative; for 'weighted' the
     weight w; for 'released' 1 when the blend was applied), 'ANDA/scores/negative' (D's logits on negatives),
@@ -45,27 +50,32 @@ class ANDA(Method):
     reports_score_gap = True
     uses_heuristic = True  # may: each instance says whether its alpha is the heuristic's
 
-    def __init__(self, lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2, ada_target=None):
-        self.check_options(lam=lam, estimator=estimator, alpha=alpha, negative=negative, grid=grid)
+    def __init__(self, lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2, permutation='released',
+                 ada_target=None):
+        self.check_options(lam=lam, estimator=estimator, alpha=alpha, negative=negative, grid=grid,
+                           permutation=permutation)
         self.lam = float(lam)
         self.estimator = estimator
         self.ada_target = ada_target
         self.alpha_source = resolve_p_source(alpha, ada_target)
         self.negative = negative
-        self.negative_options = {'grid': int(grid)} if negative == 'jigsaw' else {}
+        self.negative_options = {'grid': int(grid), 'permutation': permutation} if negative == 'jigsaw' else {}
         self.uses_heuristic = self.alpha_source == 'heuristic'
         self.augment_pipe = None
+        self.pseudo = None  # 'released': the negatives of the last G main round
 
     @staticmethod
-    def check_options(lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2):
+    def check_options(lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2, permutation='released'):
         """Validate the ANDA options; raises ValueError naming the bad value and what is allowed."""
         check_range('lam', lam, 0, 1, high_inclusive=False)
         check_choice('estimator', estimator, ESTIMATORS)
         check_choice('alpha', alpha, P_SOURCES)
         check_choice('negative', negative, tuple(NEGATIVE_TRANSFORMS))
         check_int_range('grid', grid, 2, 4)
-        if grid != 2 and negative != 'jigsaw':
-            raise ValueError(f"grid={grid!r} applies only to negative 'jigsaw', not {negative!r}")
+        check_choice('permutation', permutation, PERMUTATIONS)
+        for name, value, default in (('grid', grid, 2), ('permutation', permutation, 'released')):
+            if value != default and negative != 'jigsaw':
+                raise ValueError(f"{name}={value!r} applies only to negative 'jigsaw', not {negative!r}")
 
     @property
     def active(self):
@@ -82,16 +92,27 @@ class ANDA(Method):
         ada = f' (ADA, target {self.ada_target:g})' if self.ada_target is not None else ''
         return "ANDA: alpha is the augment pipe's p" + ada
 
+    def observe_g_main(self, real_img, gen_img):
+        """'released': draw the negatives of this G main round's reals, as released (`self.pseudo_data`)."""
+        if self.estimator == 'released':
+            self.pseudo = make_negatives(real_img.detach(), self.negative, **self.negative_options)
+
     def d_fake_inputs(self, gen_img, real_img, p):
         """D's fake batches for the chunk: a list of (images, weight, is_negative) where the loss averages
         softplus(D(T(images))) over each batch and sums those means times `weight` (None: 1) to Eq. S4's fake term
         ('weighted' gives two batches, the others one); `is_negative` marks the negatives (a per-image mask, a
         scalar True for a batch of negatives, None for none). alpha is the heuristic's `p` or the pipe's p."""
         alpha = (self.augment_pipe.p if self.alpha_source == 'ada' else p).detach().to(torch.float32).clamp(0, 1)
-        if gen_img.shape[0] != real_img.shape[0]:
-            raise ValueError(f'ANDA pairs each fake with a real image of the same chunk; got {gen_img.shape[0]} '
-                             f'fakes and {real_img.shape[0]} reals')
-        negatives = make_negatives(real_img.detach(), self.negative, **self.negative_options).to(gen_img.dtype)
+        if self.estimator == 'released':
+            if self.pseudo is None:
+                raise RuntimeError("ANDA's released estimator needs the negatives of a G main round before D main")
+            negatives = self.pseudo
+        else:
+            negatives = make_negatives(real_img.detach(), self.negative, **self.negative_options)
+        if gen_img.shape[0] != negatives.shape[0]:
+            raise ValueError(f'ANDA pairs each fake with a negative of a real image; got {gen_img.shape[0]} '
+                             f'fakes and {negatives.shape[0]} negatives')
+        negatives = negatives.to(gen_img.dtype)
         negative_weight = self.lam * (1 - alpha)
         training_stats.report('ANDA/alpha', alpha)
         if self.estimator == 'weighted':

@@ -4,7 +4,7 @@ ANDA supplementary's Eq. S4.
 
 Every transform takes a float NCHW batch (upstream's [-1, 1] range; any device and dtype), returns a tensor of
 the same shape, dtype and device, draws its randomness independently per image without a Python loop over
-images, and accepts an optional `torch.Generator`. Random numbers are drawn on the generator's device (x's device
+images (except the released jigsaw, which draws as released), and accepts an optional `torch.Generator`. Random numbers are drawn on the generator's device (x's device
 when no generator is given) and then moved to x's device, so a CPU generator also reproduces results for CUDA
 inputs.
 
@@ -21,6 +21,7 @@ import torch
 from plugins.common.options import check_int_range
 
 _MAX_JIGSAW_GRID = 4  # (grid ** 2)! must fit in int64 for the permutation code: 16! < 2 ** 63 <= 25!
+PERMUTATIONS = ('released', 'non_identity')  # jigsaw's: ANDA's released layout, or never the unchanged image
 
 
 def _check_images(x):
@@ -91,11 +92,29 @@ def _random_non_identity_permutations(batch, cells, x, generator):
     return torch.stack(columns, dim=1)
 
 
-def jigsaw(x, grid=2, generator=None):
+def _released_permutations(batch, cells, generator):
+    """(batch, cells) int64 permutations drawn as ANDA's released `get_perm`: per image in turn, torch.randperm on
+    the CPU until the draw is not the identity."""
+    permutations = []
+    for _ in range(batch):
+        permutation = torch.randperm(cells, generator=generator)
+        while torch.equal(permutation, torch.arange(cells)):
+            permutation = torch.randperm(cells, generator=generator)
+        permutations.append(permutation)
+    return torch.stack(permutations)
+
+
+def jigsaw(x, grid=2, permutation='released', generator=None):
     """Jigsaw negative (NDA; ANDA's released code uses grid=2): cut each image into grid x grid equal patches and
-    rearrange them by a permutation drawn uniformly per image from the non-identity ones, so no output equals its
-    input's patch layout. Output cell i (row-major) holds input cell perm[i]. H and W must be divisible by grid;
-    grid is limited to [2, 4] (the permutation code needs (grid ** 2)! to fit in int64).
+    rearrange them by a permutation drawn per image. H and W must be divisible by grid; grid is limited to [2, 4].
+
+    permutation='released' (ANDA's `Training_ANDA/training/loss.py`, `jigsaw_k`): the cells are cut row by row,
+    permuted by a draw of `torch.randperm` repeated until it is not the identity, one image after another (a Python
+    loop, as released), and put back column by column: output cell (row r, column c) holds input cell
+    perm[c * grid + r] (row-major numbering). The layout it excludes is thus the transposed one, and the image comes
+    out unchanged when perm is the transposition (1 time in 23 at grid 2).
+    permutation='non_identity': output cell i (row-major) holds input cell perm[i], perm uniform among the
+    (grid ** 2)! - 1 non-identity permutations, drawn for the whole batch at once: no output equals its input.
     """
     _check_images(x)
     grid = check_int_range('grid', grid, 2, _MAX_JIGSAW_GRID)
@@ -106,10 +125,17 @@ def jigsaw(x, grid=2, generator=None):
     cells = grid * grid
     patches = x.reshape(batch, channels, grid, patch_height, grid, patch_width)
     patches = patches.permute(0, 2, 4, 1, 3, 5).reshape(batch, cells, channels, patch_height, patch_width)
-    permutations = _random_non_identity_permutations(batch, cells, x, generator)
+    if permutation == 'released':
+        permutations = _released_permutations(batch, cells, generator).to(x.device)
+    elif permutation == 'non_identity':
+        permutations = _random_non_identity_permutations(batch, cells, x, generator)
+    else:
+        raise ValueError(f'permutation must be one of {", ".join(PERMUTATIONS)}; got {permutation!r}')
     shuffled = patches[torch.arange(batch, device=x.device)[:, None], permutations]
     shuffled = shuffled.reshape(batch, grid, grid, channels, patch_height, patch_width)
-    return shuffled.permute(0, 3, 1, 4, 2, 5).reshape(batch, channels, height, width)
+    # (image, i, j, ...): put back column by column (released: cell i * grid + j goes to column i, row j) or row by row.
+    layout = (0, 3, 2, 4, 1, 5) if permutation == 'released' else (0, 3, 1, 4, 2, 5)
+    return shuffled.permute(*layout).reshape(batch, channels, height, width)
 
 
 def stitch(x, generator=None):

@@ -65,7 +65,7 @@ class APA(Method):
         """The heuristic's p as 'Progress/augment' when the run has no augment pipe, as released APA logs its p."""
         return {'Progress/augment': p_host} if self.p_source == 'heuristic' and self.augment_pipe is None else {}
 
-    def observe_fakes(self, gen_img):
+    def observe_g_main(self, real_img, gen_img):
         self.pseudo = gen_img
 
     def d_real_inputs(self, real_img, p):

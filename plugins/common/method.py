@@ -23,7 +23,8 @@ The loss calls, in the registry's order (`plugins.methods.METHODS`), for every m
                     from further passes (e.g. through D's features), added to D main's backward;
                     `after_d_main_backward()` then runs after that backward (e.g. a step of the method's own
                     optimizers).
-  G main, fakes     `observe_fakes(gen_img)`: the generated images of each G main chunk (detached).
+  G main, images    `observe_g_main(real_img, gen_img)`: each G main chunk's real images and generated images
+                    (detached), after G's forward and before D's.
   state             `state_dict()` / `load_state_dict(state)` for exact resume.
 `p` is the method's overfitting-heuristic p (a tensor) when it `uses_heuristic`, else None; a method that reads
 the augment pipe's p keeps the pipe from `attach`. Upstream's terms and regularisers stay the loss's own."""
@@ -73,7 +74,7 @@ class Method:
     def tick_stats(self, p_host):
         return {}
 
-    def observe_fakes(self, gen_img):
+    def observe_g_main(self, real_img, gen_img):
         pass
 
     def g_main_loss(self, gen_logits, round_index):

@@ -45,7 +45,8 @@ def signal_and_noise_scales(betas):
 
 def timestep_table(steps, distribution, rng):
     """The 64 timesteps D's images are drawn from until T changes: 32 from 1..T ('priority': P(t) proportional to
-    t - 1, so later steps more often; 'uniform'), then 32 zeros. `rng` is a numpy Generator."""
+    t - 1, so later steps more often; 'uniform'), then 32 zeros, drawn with `rng.choice` as released: `rng` is
+    np.random (NumPy's global generator, as released) or a numpy Generator."""
     values = np.arange(1, steps + 1)
     weights = np.arange(steps) / np.arange(steps).sum() if distribution == 'priority' and steps > 1 else None
     table = np.zeros(TABLE_SIZE, dtype=np.int64)
