@@ -355,15 +355,14 @@ class Loss(StyleGAN2Loss):
                     real_norms = grads[gradder.input_grad_wrt].flatten(1).norm(dim=1)
                     extra_terms.append(gradder.d_gradient_term(real_norms, fake_norms))
                 extra_terms += [method.d_logit_terms(real_logits, gen_logits) for method in logit_terms]
-                main_terms = [method.d_main_terms(real_img, real_c, gen_img, gen_z, gen_c, self.run_G)
-                              for method in self._on('d_main_terms')] if do_Dmain else []
+                for method in self._on('d_main_terms') if do_Dmain else []:
+                    for term in method.d_main_terms(real_img, real_c, gen_img, gen_z, gen_c, self.run_G):
+                        loss_Dreal = loss_Dreal + term  # per image, before the mean, as released InsGen adds it
 
             with torch.autograd.profiler.record_function(name + '_backward'):
                 total = (real_logits * 0 + loss_Dreal + loss_Dr1).mean()
                 if joint:
                     total = total + sum(extra_terms) + (loss_Dgen.mean() if do_Dmain else 0)
-                if main_terms:
-                    total = total + sum(main_terms)
                 total.mul(gain).backward()
             if do_Dmain:
                 for method in self._on('after_d_main_backward'):

@@ -62,9 +62,17 @@ def _insgen_project(frame):
     return {'D_ema': insgen.D_momentum, 'DHead': insgen.heads['real'], 'GHead': insgen.heads['fake']}
 
 
+def _diffusion_fork(frame):
+    import torch
+    diffusion = frame['diffusion']  # its p is a Python float, its table a NumPy array: compared, not transferred
+    return {'augment_pipe.p': torch.tensor(diffusion.p, dtype=torch.float64),
+            'augment_pipe.table': torch.from_numpy(diffusion.t_epl)}
+
+
 ADAPTERS = {  # name: (the fork's extra state, the project's), each {shared name: module or tensor} from the loop's locals
     'none': (lambda frame: {}, lambda frame: {}),
     'insgen': (_insgen_fork, _insgen_project),
+    'diffusion': (_diffusion_fork, lambda frame: {}),  # the project's pipe is the loop's augment_pipe
 }
 
 
@@ -76,8 +84,8 @@ class StopHarness(BaseException):
 # One side, run in its own process: `--side` below.
 
 def _deep_merge(base, override):
-    """A copy of the dict `base` with the dict `override` merged in, recursively."""
-    merged = dict(base)
+    """A copy of the dict `base` (of its type: the loops read EasyDict attributes) with `override` merged in."""
+    merged = type(base)(base)
     for key, value in override.items():
         merged[key] = _deep_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     return merged

@@ -19,8 +19,9 @@ The loss calls, in the registry's order (`plugins.methods.METHODS`), for every m
                     `d_gradient_term(real_norms, fake_norms)`, from per-image gradient norms of D's logits with
                     respect to its inputs, to that phase's one D backward. One method at most.
   D main, logits    `d_logit_terms(real_logits, gen_logits)`: a term on D's logits, added to D main's backward.
-  D main, extra     `d_main_terms(real_img, real_c, gen_img, gen_z, gen_c, run_G)`, after D's real pass: a term
-                    from further passes (e.g. through D's features), added to D main's backward;
+  D main, extra     `d_main_terms(real_img, real_c, gen_img, gen_z, gen_c, run_G)`, after D's real pass: a list
+                    of scalar terms from further passes (e.g. through D's features), added in order to each image's
+                    D main loss before its mean;
                     `after_d_main_backward()` then runs after that backward (e.g. a step of the method's own
                     optimizers).
   G main, images    `observe_g_main(real_img, gen_img)`: each G main chunk's real images and generated images

@@ -78,8 +78,8 @@ class InsGen(Method):
       noise_std    of the perturbation of z for the fake positives (0.15).
     With several processes every rank's keys enter every rank's queue in rank order, the heads' gradients are
     averaged over the ranks, and the heads start from `random_seed`, so every rank holds the same heads and queues.
-    Stats (released names in brackets): 'InsGen/real_instance' [Loss/D_cl], 'InsGen/fake_instance' [Loss/G_cl],
-    'InsGen/fake_instance_G' [Loss/G_cl_on_g].
+    Stats, each also under the released name in brackets: 'InsGen/real_instance' [Loss/D_cl], 'InsGen/fake_instance'
+    [Loss/G_cl], 'InsGen/fake_instance_G' [Loss/G_cl_on_g].
     """
 
     name = 'insgen'
@@ -178,25 +178,28 @@ class InsGen(Method):
             loss = self._instance_loss('fake', gen_img, gen_c)
         finally:
             head.requires_grad_(True)
+        training_stats.report('Loss/G_cl_on_g', loss)
         training_stats.report('InsGen/fake_instance_G', loss)
-        return loss * self.weights['G']
+        return self.weights['G'] * loss
 
     def d_main_terms(self, real_img, real_c, gen_img, gen_z, gen_c, run_G):
-        total = 0
+        terms = []
         if self.weights['real'] > 0:
             self.optimizers['real'].zero_grad(set_to_none=True)
             loss = self._instance_loss('real', real_img, real_c, enqueue='keys')
+            training_stats.report('Loss/D_cl', loss)  # the released name
             training_stats.report('InsGen/real_instance', loss)
-            total = total + loss * self.weights['real']
+            terms.append(self.weights['real'] * loss)
         if self.weights['fake'] > 0:
             self.optimizers['fake'].zero_grad(set_to_none=True)
             with torch.no_grad():
                 perturbed, _ws = run_G(gen_z + torch.randn(gen_z.shape, device=gen_z.device) * self.noise_std,
                                        gen_c, sync=False)
             loss = self._instance_loss('fake', gen_img, gen_c, key_images=perturbed, enqueue='queries')
+            training_stats.report('Loss/G_cl', loss)
             training_stats.report('InsGen/fake_instance', loss)
-            total = total + loss * self.weights['fake']
-        return total
+            terms.append(self.weights['fake'] * loss)
+        return terms
 
     def after_d_main_backward(self):
         for kind in ('real', 'fake'):
