@@ -382,6 +382,17 @@ class Loss(StyleGAN2Loss):
             'pl_mean': self.pl_mean.detach().clone(),
         }
 
+    def per_process_state_dict(self):
+        """What each process holds for itself, saved per process (patch 0030): pl_mean and the methods' with
+        `per_process_state`."""
+        return {'pl_mean': self.pl_mean.detach().clone(),
+                'methods': {name: method.state_dict() for name, method in self.methods.items() if method.per_process_state}}
+
+    def load_per_process_state_dict(self, state):
+        self.pl_mean.copy_(state['pl_mean'])
+        for name, method_state in state['methods'].items():
+            self.methods[name].load_state_dict(method_state)
+
     def load_state_dict(self, state):
         """Restore `state_dict()` of a loss with the same methods on; raises ValueError otherwise."""
         if sorted(state['methods']) != sorted(self.methods) or sorted(state['heuristics']) != sorted(self.heuristics):

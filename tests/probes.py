@@ -25,8 +25,9 @@ class RankRecordingLoss(Loss):
         # Not the heuristic's pending sums: each rank holds its own until they are all-reduced at an adjustment.
         row = dict(minibatch=self.tracker.minibatches, nimg=self.tracker.nimg, batch=self.tracker.batch_size,
                    p=float(heuristic.p), k=self.methods['atopk'].k, p_host=self.p_host)
-        if getattr(self.augment_pipe, 'steps', None) is not None:
-            row['diffusion'] = f'T={self.augment_pipe.steps} table={self.augment_pipe.table.tolist()}'
+        if hasattr(self.augment_pipe, 'table_steps'):  # Diffusion-GAN: T and the table it was drawn for
+            row['diffusion'] = int(self.augment_pipe.table_steps)
+            row['diffusion_table'] = self.augment_pipe.table.tolist()
         if 'lecam' in self.methods:
             lecam = self.methods['lecam']
             row['lecam'] = [float(lecam.ema_real.biased), float(lecam.ema_fake.biased), int(lecam.ema_real.steps)]

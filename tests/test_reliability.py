@@ -72,11 +72,8 @@ def test_resumed_run_continues_exactly_as_a_straight_run(tmp_path, dataset16, fi
     assert_same(straight['training_state']['loss_state'], resumed['training_state']['loss_state'], 'loss_state')
     assert_same(straight['training_state']['optimizers'], resumed['training_state']['optimizers'], 'optimizers')
     assert_same(straight['augment_pipe'].state_dict(), resumed['augment_pipe'].state_dict(), 'augment_pipe')
-    pipes = [snapshot['augment_pipe'] for snapshot in (straight, resumed)]
-    for pipe in pipes:
-        pipe._rebuild()  # Diffusion-GAN's T and timestep table, derived from p and the adjustment count
-    assert int(pipes[0].adjustments) == 8 and pipes[0].steps == pipes[1].steps > 10  # every 4th of 32 minibatches
-    assert torch.equal(pipes[0].table, pipes[1].table)
+    pipes = [snapshot['augment_pipe'] for snapshot in (straight, resumed)]  # Diffusion-GAN's T and table: buffers
+    assert int(pipes[0].adjustments) == 8 and int(pipes[0].table_steps) > 10  # every 4th of 32 minibatches
     for name in ['G', 'D', 'G_ema']:   # had the stream restarted at draw 0, the second half would differ
         assert_same(straight[name].state_dict(), resumed[name].state_dict(), name)
     assert read_stats(resumed_dir)[0]['Progress/kimg']['mean'] > 0.064  # the counter went on from the snapshot
@@ -144,17 +141,35 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
     options = {'atopk': heuristic, 'anda': {'alpha': 'heuristic', **heuristic}, 'apa': {'p': 'heuristic', **heuristic},
                'lecam': {}, 'insgen': {'real_queue_size': 4, 'fake_queue_size': 6}}
     train(tmp_path / 'runs', dataset16, '--kimg', 0.1, '--gpus', 2, *DIFFUSION, '--ada-kimg', 0.5,
-          '--aug-kwargs', json.dumps({'draws': 'seeded'}),  # the released draws give each rank its own table
           '--loss', 'tests.probes.RankRecordingLoss', '--loss-kwargs', json.dumps(options))
     ranks = [[json.loads(line) for line in (tmp_path / f'rank{rank}.jsonl').read_text().splitlines()]
              for rank in (0, 1)]
+    tables = [[row.pop('diffusion_table') for row in rows] for rows in ranks]
+    assert all(a != b for a, b in zip(*tables))  # Diffusion-GAN's released draws: each rank its own table
     assert len(ranks[0]) == 25 and ranks[0] == ranks[1]
     assert ranks[0][-1]['batch'] == 4 and ranks[0][-1]['nimg'] == 24 * 4
     assert len({row['p'] for row in ranks[0]}) > 1  # the heuristic did move, identically on both ranks
     assert [row['lecam'][2] for row in ranks[0]] == list(range(25))  # LeCam's averages: one update per minibatch,
     assert len({tuple(row['lecam'][:2]) for row in ranks[0]}) == 25  # each moving them, identically on both ranks
-    assert len({row['diffusion'] for row in ranks[0][1:]}) > 1  # and Diffusion-GAN's T and table
+    assert len({row['diffusion'] for row in ranks[0]}) > 1  # and Diffusion-GAN's T
     assert len({tuple(row['insgen']) for row in ranks[0]}) == 25  # and InsGen's momentum D, heads and queues
+
+
+def test_a_two_process_run_resumes_exactly_with_each_ranks_own_state(tmp_path, dataset16):
+    """Each rank's own state (patch 0030): upstream's pl_mean, DigGAN's smoothed norms and Diffusion-GAN's released
+    timestep table. A two-process run resumed after 8 minibatches (two adjustments) ends as the straight run."""
+    common = ['--gpus', 2, *DIFFUSION, '--ada-kimg', 0.1, '--loss', 'plugins.diggan.Loss']
+    straight = load_snapshot(train(tmp_path / 'straight', dataset16, '--kimg', 0.064, *common))
+    first = train(tmp_path / 'first', dataset16, '--kimg', 0.032, *common)
+    resumed = load_snapshot(train(tmp_path / 'resumed', dataset16, '--kimg', 0.064, '--resume',
+                                  max(first.glob('network-snapshot-*.pkl')), *common))
+    ranks = straight['training_state']['rng']
+    assert len(ranks) == 2 and not torch.equal(ranks[0]['pipe']['table'], ranks[1]['pipe']['table'])
+    assert not torch.equal(ranks[0]['loss']['pl_mean'], ranks[1]['loss']['pl_mean'])
+    assert_same(straight['training_state']['rng'], resumed['training_state']['rng'], 'rng')
+    assert int(straight['augment_pipe'].table_steps) > 10  # T moved
+    for name in ['G', 'D', 'G_ema', 'augment_pipe']:
+        assert_same(straight[name].state_dict(), resumed[name].state_dict(), name)
 
 
 def failing_run(tmp_path, dataset16, loss_class):

@@ -46,6 +46,7 @@ class Method:
     uses_heuristic = False  # reads the overfitting heuristic's p; True here lets an instance decide
     reports_score_gap = False  # report mean D(x) - mean D(G(z)) as '<stats_prefix>/score_gap'
     input_grad_wrt = None  # with d_gradient_term: 'before' or 'after' the augment pipe
+    per_process_state = False  # its state differs between processes: saved and restored per process (patch 0030)
 
     @staticmethod
     def check_options():

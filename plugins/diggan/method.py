@@ -38,6 +38,7 @@ class DigGAN(Method):
     name = 'diggan'
     stats_prefix = 'DigGAN'
     uses_heuristic = False
+    per_process_state = True  # each process smooths the norms of its own images
 
     def __init__(self, weight=1000.0, cadence='every', wrt='after', smoothing=0.5):
         self.check_options(weight=weight, cadence=cadence, wrt=wrt, smoothing=smoothing)

@@ -52,9 +52,9 @@ class ContrastiveHead(torch.nn.Module):
 
     @staticmethod
     def _mlp(in_features, generator):
-        """nn.Linear's default initialisation, drawn from `generator`."""
-        layers = [torch.nn.Linear(in_features, in_features), torch.nn.ReLU(),
-                  torch.nn.Linear(in_features, PROJECTION_DIM)]
+        """nn.Linear's default initialisation, drawn from `generator` alone (skip_init: nothing from the global one)."""
+        layers = [torch.nn.utils.skip_init(torch.nn.Linear, in_features, in_features), torch.nn.ReLU(),
+                  torch.nn.utils.skip_init(torch.nn.Linear, in_features, PROJECTION_DIM)]
         for layer in (layers[0], layers[2]):
             bound = 1 / math.sqrt(layer.in_features)  # kaiming_uniform_(a=sqrt(5)) and the bias bound reduce to this
             with torch.no_grad():
