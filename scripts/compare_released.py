@@ -24,15 +24,19 @@ states. The report names the first quantity that differs: the earliest minibatch
 sides report in that minibatch's order, or the first state tensor, with both values. Exit status 0: equal bit for
 bit; 1: a difference; 2: a usage error.
 
-Timing (--time). The two sides run --repeats times each, in the order fork, project, project, fork, ... (so that
-slow drifts of the machine hit both alike), without recording; each run's time is from the start of minibatch
---warmup to the start of minibatch --minibatches. The report gives each side's median seconds per minibatch and
-their ratio.
+Timing (--time). Both sides run at once, in lockstep: the harness lets one side run one minibatch while the other
+waits, then the other side the same minibatch, the first side alternating, so that each minibatch of the project
+is timed right beside the fork's same minibatch and the machine's drifts hit both alike. A minibatch's time runs
+from its data fetch to the next, by the wall clock and by the process's CPU time; nothing is recorded. Over
+minibatches --warmup to --minibatches of --repeats such runs, the report gives each side's seconds per minibatch,
+the ratio of their totals and the median of the per-minibatch ratios. Give a large --tick: ticks are rare in real
+runs.
 
 Adapters name state a side keeps outside G, D, G_ema and the augment pipe, under names both sides share:
 ADAPTERS below.
 """
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -141,7 +145,7 @@ class Recorder:
         self.phase = 'setup'
         self.reports = []  # (minibatch, phase, name, values)
         self.states = []  # per minibatch start: {name: digest}
-        self.times = []  # perf_counter at each minibatch start
+        self.times = []  # (wall clock, process CPU time) of each minibatch, with --time
         self.before_transfer = None
         self.not_transferred = []  # the project's state entries the fork's start state has no equal for
         self.extras = ADAPTERS[options['adapter']][0 if options['role'] == 'fork' else 1]
@@ -205,12 +209,22 @@ class Recorder:
         np.random.set_state(saved['random']['numpy'])
         random.setstate(saved['random']['python'])
 
+    def take_turn(self):
+        """--time: time the minibatch just run, tell the harness, and wait for this side's next turn."""
+        clocks = (time.perf_counter(), time.process_time())
+        if self.minibatch > 0:
+            self.times.append(tuple(now - then for now, then in zip(clocks, self.started)))
+        os.write(self.options['baton'][1], b'd')
+        if self.minibatch < self.options['minibatches'] and os.read(self.options['baton'][0], 1) != b'g':
+            raise StopHarness  # the harness is gone
+        self.started = (time.perf_counter(), time.process_time())
+
     def minibatch_start(self, frame):
         """Called at every data fetch of the training loop, i.e. at the start of each minibatch."""
         self.minibatch += 1
         self.phase = 'start'
-        self.times.append(time.perf_counter())
         if self.options['timing']:
+            self.take_turn()
             if self.minibatch == self.options['minibatches']:
                 raise StopHarness
             return
@@ -276,18 +290,57 @@ def run_side(options, train_args):
 # ------------------------------------------------------------------------------------------------------------------
 # The harness: run both sides, compare.
 
-def launch(role, root, train_args, settings, workdir, start_state=None, timing=False):
-    """Run one side in a fresh process; returns its recorded result."""
-    out = Path(workdir) / f'{role}-{time.monotonic_ns()}.pkl'
-    options = dict(settings, role=role, root=str(root), start_state=start_state, timing=timing)
-    args = [*train_args, '--outdir', str(Path(workdir) / f'{role}-runs'), '--gpus', '1']
-    command = [sys.executable, __file__, '--side', json.dumps(options), '--side-out', str(out), '--', *args]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise click.ClickException(f'the {role} side failed (python {shlex.join(command[1:])}):\n'
-                                   f'{result.stdout[-2000:]}\n{result.stderr[-4000:]}')
-    with open(out, 'rb') as f:
-        return pickle.load(f)
+class Side:
+    """One side's process: its command, its log, its recorded result, and with --time the pipes of its turns."""
+
+    def __init__(self, role, root, train_args, settings, workdir, start_state=None, timing=False):
+        self.role, self.out = role, Path(workdir) / f'{role}-{time.monotonic_ns()}.pkl'
+        self.log = Path(workdir) / f'{role}-{time.monotonic_ns()}.log'
+        go, done = (os.pipe(), os.pipe()) if timing else ((None, None), (None, None))
+        options = dict(settings, role=role, root=str(root), start_state=start_state, timing=timing, baton=[go[0], done[1]])
+        args = [*train_args, '--outdir', str(Path(workdir) / f'{role}-runs'), '--gpus', '1']
+        self.command = [sys.executable, __file__, '--side', json.dumps(options), '--side-out', str(self.out), '--', *args]
+        with open(self.log, 'w') as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                            pass_fds=[fd for fd in (go[0], done[1]) if fd is not None])
+        for fd in (go[0], done[1]):
+            if fd is not None:
+                os.close(fd)
+        self.go, self.done = go[1], done[0]
+
+    def wait(self):
+        """--time: until the side has finished its setup or its minibatch."""
+        if os.read(self.done, 1) != b'd':
+            self.result()  # it ended: raises with its log
+            raise click.ClickException(f'the {self.role} side ended before its last minibatch:\n{self.log.read_text()[-6000:]}')
+
+    def turn(self):
+        """--time: let the side run its next minibatch, and wait until it has."""
+        os.write(self.go, b'g')
+        self.wait()
+
+    def result(self):
+        if self.process.wait() != 0:
+            raise click.ClickException(f'the {self.role} side failed (python {shlex.join(self.command[1:])}):\n'
+                                       f'{self.log.read_text()[-6000:]}')
+        with open(self.out, 'rb') as f:
+            return pickle.load(f)
+
+
+def launch(*args, **kwargs):
+    """Run one side to its end; returns its recorded result."""
+    return Side(*args, **kwargs).result()
+
+
+def time_in_lockstep(sides, side_settings, workdir):
+    """Both sides' (wall, CPU) seconds per minibatch, run one minibatch at a time each, the first alternating."""
+    running = {role: Side(role, *sides[role], side_settings[role], workdir, timing=True) for role in sides}
+    for side in running.values():
+        side.wait()  # set up, at the first data fetch
+    for minibatch in range(side_settings['fork']['minibatches']):
+        for role in (('fork', 'project') if minibatch % 2 == 0 else ('project', 'fork')):
+            running[role].turn()
+    return {role: side.result()['times'] for role, side in running.items()}
 
 
 def _show(values):
@@ -332,7 +385,8 @@ def compare_report(fork, project, transferred):
     only_project = [name for name in project['before_transfer'] if name not in fork['before_transfer']]
     lines.append('start: ' + ('equal before any transfer' if not before else
                               f'{len(before)} of {len(fork["before_transfer"])} state entries differed before the '
-                              f'transfer (first: {before[0]})' + ('; the fork\'s were copied in' if transferred else '')))
+                              f'transfer ({", ".join(before[:8])}{", ..." if len(before) > 8 else ""})'
+                              + ('; the fork\'s were copied in' if transferred else '')))
     if transferred and project['not_transferred']:
         names = project['not_transferred']
         lines.append(f'not transferred (no entry of that name and shape in the fork\'s start state): {names[:6]}'
@@ -351,16 +405,38 @@ def compare_report(fork, project, transferred):
     return lines, difference
 
 
-def timing_report(times, settings):
-    lines, medians = [], {}
-    for role in ('fork', 'project'):
-        per_run = [(t[settings['minibatches']] - t[settings['warmup']]) / (settings['minibatches'] - settings['warmup'])
-                   for t in times[role]]
-        medians[role] = statistics.median(per_run)
-        lines.append(f'{role}: median {medians[role]:.4f} s per minibatch over {len(per_run)} runs '
-                     f'(runs: {", ".join(f"{x:.4f}" for x in per_run)})')
-    lines.append(f'ratio project / fork: {medians["project"] / medians["fork"]:.3f}')
+def timing_report(runs, settings):
+    """runs: per repeat, {role: [(wall, cpu) per minibatch]}."""
+    lines = []
+    for clock, label in ((0, 'wall'), (1, 'cpu')):
+        pairs = [(run['fork'][m][clock], run['project'][m][clock]) for run in runs
+                 for m in range(settings['warmup'], settings['minibatches'])]
+        fork, project = (sum(pair[i] for pair in pairs) / len(pairs) for i in (0, 1))
+        median = statistics.median(b / a for a, b in pairs)
+        lines.append(f'{label}: fork {fork:.4f} s, project {project:.4f} s per minibatch over {len(pairs)} minibatch '
+                     f'pairs ({len(runs)} runs); ratio project / fork: {project / fork:.3f} (total), {median:.3f} '
+                     f'(median of the minibatch pairs)')
     return lines
+
+
+def run(sides, side_settings, workdir, timing, repeats, transfer, lines, out):
+    """Run the comparison or the timing, print the report (and write it to out/report.txt); the exit status."""
+    if timing:
+        runs = [time_in_lockstep(sides, side_settings, workdir) for _ in range(repeats)]
+        lines += timing_report(runs, side_settings['fork'])
+        status = 0
+    else:
+        start_state = str(workdir / 'start_state.pkl') if transfer else None
+        fork = launch('fork', *sides['fork'], side_settings['fork'], workdir, start_state=start_state)
+        project = launch('project', *sides['project'], side_settings['project'], workdir, start_state=start_state)
+        report_lines, difference = compare_report(fork, project, transfer)
+        lines += report_lines
+        status = 0 if difference is None else 1
+    text = '\n'.join(lines)
+    print(text)
+    if out:
+        (workdir / 'report.txt').write_text(text + '\n')
+    return status
 
 
 @click.command(context_settings=dict(ignore_unknown_options=True))
@@ -408,29 +484,13 @@ def main(fork_dir, fork_args, project_args, minibatches, tick, override, fork_ov
              'project': (ROOT / 'stylegan2_ada', shlex.split(project_args))}
     side_settings = {role: dict(settings, override=_deep_merge(overrides['override'], overrides[f'{role}-override']))
                      for role in sides}
-    workdir = Path(out) if out else Path(tempfile.mkdtemp(prefix='compare_released-'))
-    workdir.mkdir(parents=True, exist_ok=True)
-    lines = [f'fork: {sides["fork"][0]} train.py {fork_args}', f'project: stylegan2_ada/train.py {project_args}',
-             f'override: {override}; fork only: {fork_override}; project only: {project_override}',
-             f'a tick every {tick} minibatches; adapter {adapter}']
-    if timing:
-        times = {'fork': [], 'project': []}
-        for repeat in range(repeats):
-            for role in (('fork', 'project') if repeat % 2 == 0 else ('project', 'fork')):
-                times[role].append(launch(role, *sides[role], side_settings[role], workdir, timing=True)['times'])
-        lines += timing_report(times, settings)
-        status = 0
-    else:
-        start_state = str(workdir / 'start_state.pkl') if transfer else None
-        fork = launch('fork', *sides['fork'], side_settings['fork'], workdir, start_state=start_state)
-        project = launch('project', *sides['project'], side_settings['project'], workdir, start_state=start_state)
-        report_lines, difference = compare_report(fork, project, transfer)
-        lines += report_lines
-        status = 0 if difference is None else 1
-    text = '\n'.join(lines)
-    print(text)
-    if out:
-        (workdir / 'report.txt').write_text(text + '\n')
+    with contextlib.ExitStack() as stack:
+        workdir = Path(out) if out else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='compare_released-')))
+        workdir.mkdir(parents=True, exist_ok=True)
+        status = run(sides, side_settings, workdir, timing, repeats, transfer, [
+            f'fork: {sides["fork"][0]} train.py {fork_args}', f'project: stylegan2_ada/train.py {project_args}',
+            f'override: {override}; fork only: {fork_override}; project only: {project_override}',
+            f'a tick every {tick} minibatches; adapter {adapter}'], out)
     sys.exit(status)
 
 
