@@ -7,6 +7,7 @@
 Needs upstream's `training` and `torch_utils` packages on sys.path (train.py puts them there)."""
 
 import inspect
+import types
 
 import torch
 import torch.distributed
@@ -104,6 +105,19 @@ def _parse_methods(specs, shared_heuristic, facts):
     return parsed
 
 
+def preset_check_options(method):
+    """The `check_options` of a one-method preset (`plugins.anda.Loss`, ...): upstream's options are left to upstream,
+    the run facts train.py gives are passed on whole, and every other option is the method's."""
+    def check_options(augment_pipe=None, ada_target=None, batch_size=None, training_set_size=None, xflip=False,
+                      augment_p=0, **options):
+        method_options = {name: value for name, value in options.items()
+                          if name not in UPSTREAM_OPTIONS + ('random_seed',)}
+        Loss.check_options(**{method: method_options}, augment_pipe=augment_pipe, ada_target=ada_target,
+                           batch_size=batch_size, training_set_size=training_set_size, xflip=xflip,
+                           augment_p=augment_p)
+    return staticmethod(check_options)
+
+
 class Loss(StyleGAN2Loss):
     """StyleGAN2's loss (upstream's terms and regularisers, unchanged) with any subset of the registered methods
     (`plugins.methods.METHODS`), each acting through the hooks of `plugins.common.method` that it implements:
@@ -157,17 +171,19 @@ class Loss(StyleGAN2Loss):
 
     @staticmethod
     def check_options(shared_heuristic=True, augment_pipe=None, ada_target=None, batch_size=None,
-                      training_set_size=None, xflip=False, **options):
+                      training_set_size=None, xflip=False, augment_p=0, **options):
         """Validate the methods' options (upstream's own are left to upstream); raises ValueError. train.py also
         passes `augment_pipe`, whether the run will have one, and the facts `ada_target`, `batch_size`,
-        `training_set_size` and `xflip`, for the options that need them."""
+        `training_set_size`, `xflip` and `augment_p` (the pipe's p, fixed unless `ada_target`), for the options
+        that need them."""
         specs = {name: spec for name, spec in options.items() if name not in UPSTREAM_OPTIONS + ('random_seed',)}
         facts = {'ada_target': ada_target, 'batch_size': batch_size, 'training_set_size': training_set_size,
                  'xflip': xflip}
         parsed = _parse_methods(specs, shared_heuristic, facts)
-        if augment_pipe is False:  # the run has no pipe: a method that reads one must say so now
+        if augment_pipe is not None:  # a method that reads the run's pipe, or its p, must refuse what it cannot use now
+            pipe = types.SimpleNamespace(p=torch.tensor(float(augment_p))) if augment_pipe else None
             for cls, method_options, _ in parsed.values():
-                cls(**method_options, **_run_facts_for(cls, facts)).attach(None)
+                cls(**method_options, **_run_facts_for(cls, facts)).attach(pipe)
 
     def _on(self, hook):
         """The active methods that implement `hook`, in order."""

@@ -180,6 +180,9 @@ def test_alpha_can_follow_ADA_p():
     ({'negative': 'cutout', 'grid': 3}, "grid=3 applies only to negative 'jigsaw', not 'cutout'"),
     ({'alpha': 'ada', 'target': 0.5}, "anda: target set the overfitting heuristic, which anda does not use"),
     ({'target': 0.5, 'ada_target': 0.6}, r"which anda does not use with these options \(alpha is ADA's p\)"),
+    ({'alpha': 'ada', 'augment_pipe': True, 'augment_p': 1.0},
+     r"ANDA alpha='ada' follows the augment pipe's p, which this run fixes at 1 \(no --target\): alpha would be 1 "
+     r"throughout, so D would never see a negative"),
 ])
 def test_bad_options_are_refused(options, message):
     from plugins.anda import Loss
@@ -196,6 +199,8 @@ def test_defaults_are_the_released_estimator_with_alpha_from_ADA_when_p_adapts()
     anda = adapting.methods['anda']
     assert anda.estimator == 'released' and anda.alpha_source == 'ada' and adapting.heuristics == {}
     assert anda.describe() == "ANDA: alpha is the augment pipe's p (ADA, target 0.6)"
+    assert make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe, alpha='ada').methods['anda'].describe() == \
+        "ANDA: alpha is the augment pipe's p, fixed at 0.3 (no --target)"
     fixed_p = make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe)       # --aug fixed, or a pipe at p = 1
     assert fixed_p.methods['anda'].alpha_source == 'heuristic' and 'anda' in fixed_p.heuristics
     no_pipe = make_loss(G, D, 'plugins.anda.Loss')

@@ -75,7 +75,7 @@ def test_p_follows_its_source():
             return images
 
     from_pipe = make_loss(G, D, 'plugins.Loss', augment_pipe=Pipe(), ada_target=0.6, apa={})  # auto: ADA's p
-    assert 'apa' not in from_pipe.heuristics and from_pipe.methods['apa'].describe() == "APA: p is the augment pipe's p"
+    assert 'apa' not in from_pipe.heuristics and from_pipe.methods['apa'].describe() == "APA: p is the augment pipe's p (ADA, target 0.6)"
     phase_gradients(from_pipe, G, D, batch, 'Gmain')
     phase_gradients(from_pipe, G, D, batch, 'Dmain')
     collector.update()
@@ -87,6 +87,9 @@ def test_p_follows_its_source():
     ({'apa': {'p': 1.5}}, r'p must lie in \[0, 1\], got 1.5'),
     ({'apa': {'p': 0.5, 'target': 0.7}}, 'apa: target set the overfitting heuristic, which apa does not use'),
     ({'apa': {'p': 'ada'}, 'augment_pipe': False}, "APA p='ada' follows the augment pipe's p, but this run has no"),
+    ({'apa': {'p': 'ada'}, 'augment_pipe': True, 'augment_p': 1.0},
+     r"APA p='ada' follows the augment pipe's p, which this run fixes at 1 \(no --target\): every real image of D's "
+     r"real term would be a fake"),
 ])
 def test_bad_options_are_refused(options, message):
     from plugins import Loss

@@ -37,7 +37,7 @@ def test_a_plugin_discriminator_trains_is_recorded_and_loads_back(tmp_path, data
     (['--D-class', 'tests.toy_networks.ScaledDiscriminator', '--D-kwargs', '{"logit_scale": "big"}'],
      "--D-kwargs: option 'logit_scale' of ScaledDiscriminator must be of type float, got 'big'"),
     (['--D-class', 'tests.toy_networks.ScaledDiscriminator', '--D-kwargs', '{"scale": 1}'],
-     "--D-class: tests.toy_networks.ScaledDiscriminator cannot be built with the base config and --D-kwargs: "
+     "--D-class: tests.toy_networks.ScaledDiscriminator cannot be built or run with the base config and --D-kwargs: "
      "TypeError"),
     (['--G-kwargs', '[1]'], '--G-kwargs: expected a JSON object'),
 ])

@@ -319,6 +319,7 @@ def test_synthetic_dataset_options_and_errors():
     for path, message in [('data.zip', "must start with 'synth:'"),
                           ('synth:leaves?n=4', 'valid: pinknoise, primitives'),
                           ('synth:primitives?size=4', 'unknown option'),
+                          ('synth:primitives-ps?res=16&res=32', "option 'res' is given twice"),
                           ('synth:primitives?n=-4', 'not a non-negative integer'),
                           ('synth:primitives?n=0', 'n must be >= 1'),
                           ('synth:primitives?res=48', 'not a power of two'),

@@ -101,6 +101,18 @@ def test_a_snapshot_from_another_batch_resumes_with_fresh_state_and_a_note(tmp_p
     assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 8
 
 
+def test_a_resumed_insgen_run_with_other_queue_sizes_starts_those_queues_afresh(tmp_path, dataset16, first_leg):
+    snapshot = max(first_leg.glob('network-snapshot-*.pkl'))
+    options = dict(ADAPTIVE, insgen={'real_queue_size': 5, 'fake_queue_size': 6})  # the first leg's real queue: 4
+    common = [arg if not arg.startswith('{') else json.dumps(options) for arg in COMMON]
+    run_dir = train(tmp_path / 'runs', dataset16, '--kimg', 0.068, '--resume', snapshot, *common)
+    log = (run_dir / 'log.txt').read_text()
+    assert "InsGen: the snapshot's real queue holds 4 keys, this run's 5; it starts afresh" in log
+    assert 'fake queue holds' not in log and 'Training state: restored' in log
+    state = load_snapshot(run_dir)['training_state']['loss_state']['methods']['insgen']
+    assert list(state['heads']['real']['queue'].shape) == [128, 5]
+
+
 def test_resume_state_yes_restores_the_state_on_other_data(tmp_path, first_leg):
     from plugins.primitives.writer import write_dataset
     other = tmp_path / 'pink16.zip'
@@ -235,7 +247,10 @@ BAD_INPUT = [
     ('unknown pipe', ['--aug', 'plugins.diffaug.NoPipe'], "--aug: module 'plugins.diffaug' has no class 'NoPipe'"),
     ('resume architecture', ['--cfg', 'auto', '--resume', 'SNAPSHOT'],
      'has a different G architecture (35 tensors differ, e.g. synthesis.b4.const is [64, 4, 4] there, [512, 4, 4] here)'),
+    ('resume architecture, a file URL', ['--cfg', 'auto', '--resume', 'file://SNAPSHOT'],
+     'has a different G architecture (35 tensors differ'),
     ('resume missing', ['--resume', 'MISSING'], '--resume: no such file: '),
+    ('resume missing, a file URL', ['--resume', 'file://MISSING'], '--resume: no such file: file:///'),
     ('resume a partial write', ['--resume', 'PARTIAL'], 'is the partial write of an interrupted snapshot; resume from a .pkl'),
 ]
 
@@ -244,8 +259,8 @@ BAD_INPUT = [
 def test_bad_option_or_snapshot_is_refused_before_writing(tmp_path, dataset16, cpu_snapshot, args, message):
     partial = tmp_path / 'network-snapshot-000000.064.pkl.tmp'
     partial.write_bytes(cpu_snapshot.read_bytes()[:-100])
-    args = [str(cpu_snapshot) if a == 'SNAPSHOT' else str(tmp_path / 'missing.pkl') if a == 'MISSING' else
-            str(partial) if a == 'PARTIAL' else a for a in args]
+    for name, path in {'SNAPSHOT': cpu_snapshot, 'MISSING': tmp_path / 'missing.pkl', 'PARTIAL': partial}.items():
+        args = [arg.replace(name, str(path)) for arg in args]
     base = [] if '--cfg' in args else ['--cfg', 'cpu']
     result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, *base, *args, check=False)
     assert result.returncode == 2, result.stdout + result.stderr

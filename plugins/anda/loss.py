@@ -1,7 +1,7 @@
 """ANDA alone as an upstream loss: `--loss plugins.anda.Loss --loss-kwargs '{"estimator": "sampled"}'`, a preset of
 `plugins.loss.Loss` (the same numbers as `--loss plugins.Loss --loss-kwargs '{"anda": {...}}'`)."""
 
-from plugins.loss import Loss as PluginLoss
+from plugins.loss import Loss as PluginLoss, preset_check_options
 
 
 class Loss(PluginLoss):
@@ -24,7 +24,4 @@ class Loss(PluginLoss):
                          pl_batch_shrink=pl_batch_shrink, pl_decay=pl_decay, pl_weight=pl_weight,
                          ada_target=ada_target)
 
-    @staticmethod
-    def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      augment_pipe=None, ada_target=None, **anda):
-        PluginLoss.check_options(anda=anda, augment_pipe=augment_pipe, ada_target=ada_target)
+    check_options = preset_check_options('anda')

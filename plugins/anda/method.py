@@ -6,7 +6,7 @@ from torch_utils import training_stats
 from plugins.anda.negatives import NEGATIVE_TRANSFORMS, PERMUTATIONS, make_negatives
 from plugins.common.method import Method
 from plugins.common.options import check_choice, check_int_range, check_range
-from plugins.common.p_source import P_SOURCES, require_pipe_p, resolve_p_source
+from plugins.common.p_source import P_SOURCES, describe_pipe_p, require_pipe_p, resolve_p_source
 
 ESTIMATORS = ('released', 'sampled', 'weighted')
 
@@ -83,14 +83,14 @@ class ANDA(Method):
 
     def attach(self, augment_pipe):
         if self.alpha_source == 'ada':
-            require_pipe_p('ANDA alpha', augment_pipe)
+            require_pipe_p('ANDA alpha', augment_pipe, self.ada_target,
+                           'alpha would be 1 throughout, so D would never see a negative (ANDA off)')
         self.augment_pipe = augment_pipe
 
     def describe(self):
         if self.alpha_source == 'heuristic':
             return "ANDA: alpha is the overfitting heuristic's p (Eq. 10)"
-        ada = f' (ADA, target {self.ada_target:g})' if self.ada_target is not None else ''
-        return "ANDA: alpha is the augment pipe's p" + ada
+        return 'ANDA: alpha is ' + describe_pipe_p(self.augment_pipe, self.ada_target)
 
     def observe_g_main(self, real_img, gen_img):
         """'released': draw the negatives of this G main round's reals, as released (`self.pseudo_data`)."""

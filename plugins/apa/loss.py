@@ -3,7 +3,7 @@
 
 from typing import Union
 
-from plugins.loss import Loss as PluginLoss
+from plugins.loss import Loss as PluginLoss, preset_check_options
 
 
 class Loss(PluginLoss):
@@ -21,7 +21,4 @@ class Loss(PluginLoss):
                          pl_batch_shrink=pl_batch_shrink, pl_decay=pl_decay, pl_weight=pl_weight,
                          ada_target=ada_target)
 
-    @staticmethod
-    def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      augment_pipe=None, ada_target=None, **apa):
-        PluginLoss.check_options(apa=apa, augment_pipe=augment_pipe, ada_target=ada_target)
+    check_options = preset_check_options('apa')

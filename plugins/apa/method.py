@@ -6,7 +6,7 @@ from torch_utils import training_stats
 from plugins.apa.core import pseudo_augment
 from plugins.common.method import Method
 from plugins.common.options import check_choice, check_range
-from plugins.common.p_source import P_SOURCES, require_pipe_p, resolve_p_source
+from plugins.common.p_source import P_SOURCES, describe_pipe_p, require_pipe_p, resolve_p_source
 
 
 class APA(Method):
@@ -35,6 +35,7 @@ class APA(Method):
         self.check_options(p=p)
         self.fixed_p = None if isinstance(p, str) else float(p)
         self.p_source = 'fixed' if self.fixed_p is not None else resolve_p_source(p, ada_target)
+        self.ada_target = ada_target
         self.uses_heuristic = self.p_source == 'heuristic'
         self.augment_pipe = None
         self.pseudo = None  # the last G main chunk's images
@@ -53,13 +54,15 @@ class APA(Method):
 
     def attach(self, augment_pipe):
         if self.p_source == 'ada':
-            require_pipe_p('APA p', augment_pipe)
+            require_pipe_p('APA p', augment_pipe, self.ada_target,
+                           "every real image of D's real term would be a fake, so D would never see a real one")
         self.augment_pipe = augment_pipe
 
     def describe(self):
         if self.p_source == 'fixed':
             return f'APA: p is fixed at {self.fixed_p:g}'
-        return 'APA: p is ' + ("the augment pipe's p" if self.p_source == 'ada' else "the overfitting heuristic's p")
+        return 'APA: p is ' + (describe_pipe_p(self.augment_pipe, self.ada_target) if self.p_source == 'ada' else
+                               "the overfitting heuristic's p")
 
     def tick_stats(self, p_host):
         """The heuristic's p as 'Progress/augment' when the run has no augment pipe, as released APA logs its p."""

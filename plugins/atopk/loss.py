@@ -1,7 +1,7 @@
 """ATop-k alone as an upstream loss: `--loss plugins.atopk.Loss --loss-kwargs '{"mode": "adaptive"}'`, a preset of
 `plugins.loss.Loss` (the same numbers as `--loss plugins.Loss --loss-kwargs '{"atopk": {...}}'`)."""
 
-from plugins.loss import Loss as PluginLoss
+from plugins.loss import Loss as PluginLoss, preset_check_options
 
 
 class Loss(PluginLoss):
@@ -22,7 +22,4 @@ class Loss(PluginLoss):
                          pl_batch_shrink=pl_batch_shrink, pl_decay=pl_decay, pl_weight=pl_weight,
                          random_seed=random_seed, training_set_size=training_set_size, batch_size=batch_size)
 
-    @staticmethod
-    def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      augment_pipe=None, random_seed=None, training_set_size=None, batch_size=None, **atopk):
-        PluginLoss.check_options(atopk=atopk, augment_pipe=augment_pipe, batch_size=batch_size)
+    check_options = preset_check_options('atopk')

@@ -13,6 +13,12 @@ def distributed_world_size():
     return 1
 
 
+def distributed_rank():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
+
+
 class OverfitHeuristic(torch.nn.Module):
     """eta = E[sign(D_real logits)] (ADA's r_t; ATop-k's Eq. 10) over every real logit seen since the last adjustment,
     and the probability p it drives, computed as upstream's `training_loop.py` computes ADA's p: p starts at 0 (a

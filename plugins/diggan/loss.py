@@ -1,7 +1,7 @@
 """DigGAN alone as an upstream loss: `--loss plugins.diggan.Loss --loss-kwargs '{"weight": 1000}'`, a preset of
 `plugins.loss.Loss` (the same numbers as `--loss plugins.Loss --loss-kwargs '{"diggan": {...}}'`)."""
 
-from plugins.loss import Loss as PluginLoss
+from plugins.loss import Loss as PluginLoss, preset_check_options
 
 
 class Loss(PluginLoss):
@@ -16,7 +16,4 @@ class Loss(PluginLoss):
                          diggan=diggan, style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma,
                          pl_batch_shrink=pl_batch_shrink, pl_decay=pl_decay, pl_weight=pl_weight)
 
-    @staticmethod
-    def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      augment_pipe=None, **diggan):
-        PluginLoss.check_options(diggan=diggan, augment_pipe=augment_pipe)
+    check_options = preset_check_options('diggan')

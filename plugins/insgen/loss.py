@@ -1,7 +1,7 @@
 """InsGen alone as an upstream loss: `--aug ada --loss plugins.insgen.Loss`, a preset of `plugins.loss.Loss` (the
 same numbers as `--loss plugins.Loss --loss-kwargs '{"insgen": {...}}'`)."""
 
-from plugins.loss import Loss as PluginLoss
+from plugins.loss import Loss as PluginLoss, preset_check_options
 
 
 class Loss(PluginLoss):
@@ -23,8 +23,4 @@ class Loss(PluginLoss):
                          G_opt_kwargs=G_opt_kwargs, D_opt_kwargs=D_opt_kwargs, G_reg_interval=G_reg_interval,
                          D_reg_interval=D_reg_interval)
 
-    @staticmethod
-    def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      augment_pipe=None, training_set_size=None, xflip=False, **insgen):
-        PluginLoss.check_options(insgen=insgen, augment_pipe=augment_pipe, training_set_size=training_set_size,
-                                 xflip=xflip)
+    check_options = preset_check_options('insgen')

@@ -2,14 +2,16 @@
 
 import copy
 
+import psutil
 import torch
 import torch.distributed
 from torch_utils import misc, training_stats
 
 from plugins.common.method import Method
 from plugins.common.options import check_int_range, check_range
-from plugins.common.overfit import distributed_world_size
-from plugins.insgen.core import ContrastiveHead, default_queue_size, lazy_regularization_optimizer, momentum_update
+from plugins.common.overfit import distributed_rank, distributed_world_size
+from plugins.insgen.core import (PROJECTION_DIM, ContrastiveHead, default_queue_size, lazy_regularization_optimizer,
+                                 momentum_update)
 
 
 UPSTREAM_ADAM = {'class_name': 'torch.optim.Adam', 'lr': 0.0025, 'betas': [0, 0.99], 'eps': 1e-8}  # without train.py's
@@ -115,9 +117,13 @@ class InsGen(Method):
             check_range(name, value, 0)
         check_range('temperature', temperature, 0, low_inclusive=False)
         check_range('momentum', momentum, 0, 1)
+        memory = psutil.virtual_memory().total
         for name, value in (('real_queue_size', real_queue_size), ('fake_queue_size', fake_queue_size)):
             if value is not None:
                 check_int_range(name, value, 1)
+                if value * PROJECTION_DIM * 4 > memory:  # 128 float32 per key, on the training device
+                    raise ValueError(f'{name}={value} would hold {value * PROJECTION_DIM * 4 / 2**30:.1f} GiB of keys '
+                                     f'({PROJECTION_DIM} float32 each); this machine has {memory / 2**30:.1f} GiB')
         if fake_weight == 0 and g_weight > 0:
             raise ValueError(f'g_weight {g_weight} needs the fake head, which fake_weight 0 leaves untrained; set '
                              f'g_weight to 0 too, or fake_weight above 0')
@@ -216,5 +222,11 @@ class InsGen(Method):
     def load_state_dict(self, state):
         self.D_momentum.load_state_dict(state['D_momentum'])
         for kind, head in self.heads.items():
-            head.load_state_dict(state['heads'][kind])
+            saved = dict(state['heads'][kind])
+            if saved['queue'].shape != head.queue.shape:  # resumed with another queue size: that queue starts afresh
+                if distributed_rank() == 0:
+                    print(f'InsGen: the snapshot\'s {kind} queue holds {saved["queue"].shape[1]} keys, this run\'s '
+                          f'{head.queue.shape[1]}; it starts afresh (the heads and the momentum D are restored)')
+                saved['queue'], saved['queue_ptr'] = head.queue, head.queue_ptr
+            head.load_state_dict(saved)
             self.optimizers[kind].load_state_dict(state['optimizers'][kind])

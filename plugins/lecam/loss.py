@@ -1,7 +1,7 @@
 """LeCam alone as an upstream loss: `--loss plugins.lecam.Loss --loss-kwargs '{"weight": 1e-6}'`, a preset of
 `plugins.loss.Loss` (the same numbers as `--loss plugins.Loss --loss-kwargs '{"lecam": {...}}'`)."""
 
-from plugins.loss import Loss as PluginLoss
+from plugins.loss import Loss as PluginLoss, preset_check_options
 
 
 class Loss(PluginLoss):
@@ -15,7 +15,4 @@ class Loss(PluginLoss):
                          lecam=dict(weight=weight, decay=decay, form=form), style_mixing_prob=style_mixing_prob,
                          r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink, pl_decay=pl_decay, pl_weight=pl_weight)
 
-    @staticmethod
-    def check_options(style_mixing_prob=None, r1_gamma=None, pl_batch_shrink=None, pl_decay=None, pl_weight=None,
-                      augment_pipe=None, **lecam):
-        PluginLoss.check_options(lecam=lecam, augment_pipe=augment_pipe)
+    check_options = preset_check_options('lecam')

@@ -34,9 +34,11 @@ def parse_synthetic_path(path):
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True) if query else []
     except ValueError as error:
         raise IOError(f'malformed query in {path!r}: {error}') from error
-    for key, value in pairs:
+    for index, (key, value) in enumerate(pairs):
         if key not in options:
             raise IOError(f'unknown option {key!r} in {path!r}; valid: n, res, seed')
+        if key in dict(pairs[:index]):
+            raise IOError(f'option {key!r} is given twice in {path!r}; give each once')
         if not (value.isascii() and value.isdigit()):
             raise IOError(f'option {key}={value!r} in {path!r} is not a non-negative integer')
         options[key] = int(value)
