@@ -74,6 +74,10 @@ def _split_options(name, method_class, options, facts):
     return method_options, heuristic
 
 
+def _options_text(options):
+    return ', '.join(f'{key}={value!r}' for key, value in options.items())
+
+
 def _run_facts_for(method_class, facts):
     """The facts about the run (train.py's random_seed, training_set_size, ada_target, batch_size) that the method
     takes."""
@@ -162,10 +166,14 @@ class Loss(StyleGAN2Loss):
                 shared = next(iter(self.heuristics.values()), None) if shared_heuristic else None
                 self.heuristics[name] = shared or OverfitHeuristic(**settings).to(device)
         self.p_host = {name: 0.0 for name in self.heuristics}  # each heuristic's p, read at its adjustments
-        for method in self.methods.values():
+        for name, method in self.methods.items():
             method.attach(augment_pipe)
             method.attach_discriminator(D)
-            if method.describe() is not None and _rank_and_world_size()[0] == 0:
+            if _rank_and_world_size()[0] != 0:
+                continue
+            if not method.active:  # a neutral setting is allowed (an ablation), never silent
+                print(f'{name}: off with these options ({_options_text(parsed[name][1])}): the loss runs as without it')
+            elif method.describe() is not None:
                 print(method.describe())
         self.tracker = MinibatchTracker()
 

@@ -21,13 +21,14 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
+from scripts import children  # noqa: E402
 from scripts.lowshot import build_datasets, fetch_source, find_source  # noqa: E402
 
 
 
 def run(*args):
     print('+', ' '.join(map(str, args)), flush=True)
-    subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, check=True)
+    children.run([sys.executable, *map(str, args)], cwd=ROOT, check=True)
 
 
 def remove_if_damaged(path):

@@ -31,6 +31,7 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
+from scripts import children  # noqa: E402
 from scripts.lowshot import build_datasets, fetch_source, find_source  # noqa: E402
 from scripts.study import BACKBONE_CONFIGS, DEFAULT_CONFIGS  # noqa: E402
 
@@ -47,7 +48,7 @@ def step(name, command, timeout, log):
     print(f'[{name}] + {shlex.join(command)}', flush=True)
     started = time.time()
     with open(log, 'w') as out:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = children.popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             rc = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -84,7 +85,7 @@ def datasets(outdir, tiny):
         path = data / 'primitives-ps-16.zip'
         if not path.is_file():
             data.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, '-m', 'plugins.primitives', '--outdir', str(path), '--count', '16',
+            children.run([sys.executable, '-m', 'plugins.primitives', '--outdir', str(path), '--count', '16',
                             '--resolution', '16', '--synth', 'primitives-ps', '--seed', '0', '--workers', '1'],
                            cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         return path, path

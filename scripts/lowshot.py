@@ -32,7 +32,6 @@ import math
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -46,7 +45,10 @@ for _path in (str(ROOT / 'stylegan2_ada'), str(ROOT)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from plugins.primitives.writer import ZIP_DATE_TIME, archive_name, encode_png  # noqa: E402
+from scripts import children  # noqa: E402
+from scripts.results import ResultsError, field, read_jsonl, read_text  # noqa: E402
+from plugins.primitives.writer import (ZIP_DATE_TIME, archive_name, encode_png, hidden_sibling,  # noqa: E402
+                                       remove_stale_siblings)
 
 DEBIAN_PACKAGE = 'dataset-fashion-mnist'
 SYSTEM_DIR = Path('/usr/share/datasets/fashion-mnist')
@@ -95,13 +97,13 @@ def fetch_source(cache):
     shutil.rmtree(download, ignore_errors=True)
     download.mkdir(parents=True)
     show(['apt-get', 'download', DEBIAN_PACKAGE], cwd=download)
-    result = subprocess.run(['apt-get', 'download', DEBIAN_PACKAGE], cwd=download, capture_output=True, text=True)
+    result = children.run(['apt-get', 'download', DEBIAN_PACKAGE], cwd=download, capture_output=True, text=True)
     debs = sorted(download.glob(f'{DEBIAN_PACKAGE}_*.deb'))
     if result.returncode != 0 or not debs:
         raise click.ClickException(f'apt-get download {DEBIAN_PACKAGE} failed ({result.stderr.strip()}). Run '
                                    '`apt-get update` first, or install the package, or pass --fashion-mnist DIR.')
     show(['dpkg-deb', '-x', debs[-1].name, 'deb'], cwd=download)
-    subprocess.run(['dpkg-deb', '-x', debs[-1].name, 'deb'], cwd=download, check=True)
+    children.run(['dpkg-deb', '-x', debs[-1].name, 'deb'], cwd=download, check=True)
     target = cache / 'fashion-mnist'
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(download / 'deb' / SYSTEM_DIR.relative_to('/'), target)
@@ -138,7 +140,8 @@ def to_rgb(image, resolution):
 def write_zip(path, images, labels, resolution):
     """Upstream's dataset layout (dataset_tool.py's), written to a temporary name and renamed into place."""
     path = Path(path)
-    temporary = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+    remove_stale_siblings(path)  # a killed earlier write's
+    temporary = Path(hidden_sibling(path, 'tmp'))
     try:
         with zipfile.ZipFile(temporary, 'w', compression=zipfile.ZIP_STORED) as archive:
             names = []
@@ -157,6 +160,15 @@ def dataset_paths(datadir, count, resolution):
     return Path(datadir) / f'fmnist{count}-{resolution}.zip', Path(datadir) / f'fmnist-full-{resolution}.zip'
 
 
+def recorded_manifest(path):
+    """The options the zips beside `path` were built with, or None: absent, or cut short by a kill (then the zips are
+    built again)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def build_datasets(source, datadir, count, resolution, seed, reference_count=None):
     """Write the training and reference zips (see the module docstring); returns their paths. Zips built before
     with the same options (datadir/lowshot-data.json) are kept. Bad options or files raise ValueError before
@@ -166,8 +178,7 @@ def build_datasets(source, datadir, count, resolution, seed, reference_count=Non
     manifest = dict(source=str(Path(source).resolve()), count=count, resolution=resolution, seed=seed,
                     reference_count=reference_count)
     manifest_path = datadir / 'lowshot-data.json'
-    if train_zip.is_file() and reference_zip.is_file() and manifest_path.is_file() and \
-            json.loads(manifest_path.read_text()) == manifest:
+    if train_zip.is_file() and reference_zip.is_file() and recorded_manifest(manifest_path) == manifest:
         print(f'datasets already built: {train_zip}, {reference_zip}')
         return train_zip, reference_zip
     images = read_idx(Path(source) / IMAGES_FILE, 'images')
@@ -213,7 +224,7 @@ def show(command, cwd=ROOT):
 def run(command, dry_run):
     show(command)
     if not dry_run:
-        subprocess.run(list(map(str, command)), cwd=ROOT, check=True)
+        children.run(list(map(str, command)), cwd=ROOT, check=True)
 
 
 def finished_run(outdir, command):
@@ -226,7 +237,10 @@ def finished_run(outdir, command):
     if not done:
         return None
     recorded = Path(outdir) / 'command.json'
-    previous = json.loads(recorded.read_text()) if recorded.is_file() else None
+    try:
+        previous = json.loads(read_text(recorded)) if recorded.is_file() else None
+    except (ResultsError, ValueError) as err:
+        raise click.ClickException(f'{recorded}: not a recorded command ({err})') from None
     if previous != command:
         made = shlex.join(previous) if previous else 'no command.json: an older lowshot.py'
         raise click.ClickException(f'{outdir} holds a run made with other options ({made}; now '
@@ -238,15 +252,10 @@ def evaluated_snapshots(run_dir, metric):
     path = Path(run_dir) / f'metric-{metric}.jsonl'
     if not path.is_file():
         return set()
-    names = set()
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                names.add(Path(json.loads(line)['snapshot_pkl']).name)
-            except (ValueError, KeyError, TypeError) as err:
-                raise click.ClickException(f'{path}, line {number}: not a metric row with a snapshot_pkl '
-                                           f'({type(err).__name__}: {err})') from None
-    return names
+    try:
+        return {Path(str(field(path, number, row, 'snapshot_pkl'))).name for number, row in read_jsonl(path)}
+    except ResultsError as err:
+        raise click.ClickException(str(err)) from None
 
 
 def check_train_options(cfg, plugin_aug, configs):

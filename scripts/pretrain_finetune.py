@@ -5,10 +5,8 @@ compare their FIDs. Run `.venv/bin/python scripts/pretrain_finetune.py --help`; 
 on Primitives-PS".
 """
 
-import json
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +18,8 @@ TRAIN_PY = ROOT / 'stylegan2_ada' / 'train.py'
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
 from plugins.primitives.synth import SYNTHESIZERS  # noqa: E402  (needs ROOT on sys.path)
+from scripts import children  # noqa: E402
+from scripts.results import ResultsError, field, read_jsonl  # noqa: E402
 from plugins.primitives.writer import write_dataset  # noqa: E402
 
 SYNTHETIC_DATASET_CLASS = 'plugins.primitives.dataset.SyntheticDataset'
@@ -88,7 +88,7 @@ def with_released_defaults(train_args):
 def dry_run(stage, outdir, args):
     """Let train.py check a run's options with --dry-run, which writes nothing; raise click.UsageError with
     its message when it rejects them."""
-    result = subprocess.run([sys.executable, str(TRAIN_PY), '--outdir', str(outdir), '--dry-run', *args],
+    result = children.run([sys.executable, str(TRAIN_PY), '--outdir', str(outdir), '--dry-run', *args],
                             cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
@@ -112,7 +112,7 @@ def train(stage, stage_dir, args):
     command = [sys.executable, str(TRAIN_PY), '--outdir', str(stage_dir), *args]
     before = set(stage_dir.iterdir()) if stage_dir.is_dir() else set()
     click.echo(f'\n=== {stage} ===\n+ {shlex.join(command)}', err=True)
-    returncode = subprocess.run(command, cwd=ROOT, check=False).returncode
+    returncode = children.run(command, cwd=ROOT, check=False).returncode
     created = sorted(p for p in (set(stage_dir.iterdir()) if stage_dir.is_dir() else set()) - before if p.is_dir())
     if returncode != 0:
         raise click.ClickException(f'the {stage} run failed: train.py exited with status {returncode}'
@@ -134,12 +134,13 @@ def read_fids(run_dir):
     """{result name: [(FID, snapshot name), ...] in file order} from the FID metrics in run_dir/metric-*.jsonl."""
     fids = {}
     for path in sorted(Path(run_dir).glob('metric-*.jsonl')):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                for name, value in record['results'].items():
-                    if name.startswith('fid'):
-                        fids.setdefault(name, []).append((value, record.get('snapshot_pkl')))
+        for number, record in read_jsonl(path):
+            results = field(path, number, record, 'results')
+            if not isinstance(results, dict):
+                raise ResultsError(f'{path}, line {number}: "results" is not an object')
+            for name, value in results.items():
+                if name.startswith('fid'):
+                    fids.setdefault(name, []).append((value, record.get('snapshot_pkl')))
     return fids
 
 
@@ -264,7 +265,10 @@ def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, 
     if scratch_run is not None:
         lines.append(f'  from-scratch run:  {scratch_run}')
         runs['scratch'] = scratch_run
-    click.echo('\n'.join(lines + fid_report(runs)))
+    try:
+        click.echo('\n'.join(lines + fid_report(runs)))
+    except ResultsError as err:
+        raise click.ClickException(str(err)) from None
 
 
 if __name__ == '__main__':

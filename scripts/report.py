@@ -27,7 +27,6 @@ last tick that saved that snapshot file (or the exact kimg in its name, network-
 
 import collections
 import dataclasses
-import gzip
 import json
 import math
 import os
@@ -37,6 +36,12 @@ from pathlib import Path
 
 import click
 import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from scripts.results import ResultsError as ReportError, read_json_object, read_jsonl, read_stats  # noqa: E402
 
 CONTROLLER_PREFIXES = ('ATopk/', 'ANDA/', 'DigGAN/', 'APA/', 'LeCam/', 'InsGen/', 'Diffusion/')
 PLOT_NAMES = ('fid.png', 'score-gap.png', 'augment-p.png',
@@ -56,43 +61,6 @@ AUGPIPE_GROUPS = (
 UPSTREAM_PIPE = 'training.augment.AugmentPipe'
 LOSS_KWARGS_NOT_OPTIONS = ('class_name', 'random_seed', 'training_set_size', 'ada_target', 'batch_size', 'xflip',
                            'G_opt_kwargs', 'D_opt_kwargs', 'G_reg_interval', 'D_reg_interval')  # facts of the run
-
-
-class ReportError(ValueError):
-    """Bad input: a missing run directory, a run without stats, an unusable metric file."""
-
-
-def _read_jsonl(path):
-    """The rows of a JSON-lines file, each a JSON object, as (line number, row). A last line without its newline
-    that does not parse is a row whose write was interrupted (a killed run): it is left out; any other bad line is
-    an error."""
-    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == '.gz' else path.read_text()
-    lines = text.splitlines()
-    rows = []
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                if number == len(lines) and not text.endswith('\n'):
-                    break
-                raise ReportError(f'{path}, line {number}: not JSON ({err})') from None
-            if not isinstance(row, dict):
-                raise ReportError(f'{path}, line {number}: {line.strip()[:40]!r} is not a JSON object')
-            rows.append((number, row))
-    return rows
-
-
-def _read_stats(path):
-    """stats.jsonl rows: every field a training_stats entry {"num", "mean", "std"} (timestamp a number)."""
-    rows = []
-    for number, row in _read_jsonl(path):
-        for key, value in row.items():
-            if not (isinstance(value, dict) and 'mean' in value if key != 'timestamp' else _finite(value)):
-                raise ReportError(f'{path}, line {number}: {key!r} is {json.dumps(value)[:40]}, not '
-                                  + ('a number' if key == 'timestamp' else 'a stats entry {"mean": ...}'))
-        rows.append(row)
-    return rows
 
 
 def _finite(value):
@@ -201,7 +169,7 @@ class Run:
         if not path.is_file():
             return []
         by_kimg = {}
-        for number, row in sorted(_read_jsonl(path), key=lambda item: item[1].get('timestamp', 0)):
+        for number, row in sorted(read_jsonl(path), key=lambda item: item[1].get('timestamp', 0)):
             results = row.get('results')
             if not isinstance(results, dict):
                 raise ReportError(f'{path}, line {number}: no "results" object')
@@ -247,15 +215,10 @@ def load_run(path):
         stats_path = stats_path.with_suffix('.jsonl.gz')
     if not stats_path.is_file():
         raise ReportError(f'{path}: no stats.jsonl (did the run finish its first tick?)')
-    stats = [row for row in _read_stats(stats_path) if _finite(row.get('Progress/kimg', {}).get('mean'))]
+    stats = [row for row in read_stats(stats_path) if _finite(row.get('Progress/kimg', {}).get('mean'))]
     if not stats:
         raise ReportError(f'{stats_path}: no stats rows with Progress/kimg')
-    try:
-        options = json.loads(options_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ReportError(f'{options_path}: not JSON ({err})') from None
-    if not isinstance(options, dict):
-        raise ReportError(f'{options_path}: not a JSON object of training options')
+    options = read_json_object(options_path)
     return Run(path=path, options=options, stats=stats)
 
 

@@ -11,18 +11,20 @@ heuristic through speed_kimg. CONFIGS lists the configurations; `finetune` start
 pretraining run (on the endless fresh-draw stream, shared by the seeds) and is compared with `diffaugment`, the
 same fine-tuning from scratch.
 
-Each run is a pipeline: train (snapshots every --snap-kimg), the metric on the snapshots at the METRIC points, the
-probes of every snapshot (scripts/study_probes.py), then its small results (training_options.json, command.json,
-stats.jsonl.gz, metric-*.jsonl, probes.jsonl, the last fakes, done.json) go to RESULTS/runs/<config>-seed<seed>/
-and the figures and report (scripts/study_report.py) are redrawn; with --commit they are committed. --jobs
-pipelines run side by side (one thread each). A pipeline starts only when its estimated time fits in what is
-left of --hours, so every invocation ends with whole runs; a later one (on any machine with the repository)
-skips the runs RESULTS already holds with the same command, and reuses finished training and metrics under
---outdir. Snapshots stay under --outdir, uncommitted. The pretraining and the fine-tunings are recorded with the
-pretrained snapshot's sha256: should a later invocation train the pretraining again (another machine) and get
-another snapshot, the fine-tunings recorded from the old one are trained again, so that all seeds share one.
+Before the first run starts, train.py --dry-run checks every configuration's options (also with --dry-run). Each run
+is a pipeline: train (snapshots every --snap-kimg), the metric on the snapshots at the METRIC points, the probes of
+every snapshot (scripts/study_probes.py), then its small results (training_options.json, command.json,
+stats.jsonl.gz, metric-*.jsonl, probes.jsonl, the last fakes, done.json) go to RESULTS/runs/<config>-seed<seed>/ and
+the figures and report (scripts/study_report.py) are redrawn; with --commit they are committed. --jobs pipelines run
+side by side (one thread each). A pipeline starts only when its estimated time fits in what is left of --hours, so
+every invocation ends with whole runs; a later one (on any machine with the repository) skips the runs RESULTS
+already holds with the same command, and reuses finished training and metrics under --outdir. Snapshots stay under
+--outdir, uncommitted. The pretraining and the fine-tunings are recorded with the pretrained snapshot's sha256:
+should a later invocation train the pretraining again (another machine) and get another snapshot, the fine-tunings
+recorded from the old one are trained again, so that all seeds share one.
 """
 
+import concurrent.futures
 import contextlib
 import gzip
 import hashlib
@@ -41,6 +43,9 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
+from scripts import children  # noqa: E402
+from scripts.pretrain_finetune import dry_run as check_train_options  # noqa: E402
+from scripts.results import ResultsError, field, read_json_object, read_jsonl  # noqa: E402
 from scripts.lowshot import (build_datasets, check_metrics, fetch_source, find_source, finished_run,  # noqa: E402
                              parse_seeds)
 
@@ -121,6 +126,24 @@ class Study:
                 *data, '--cfg', self.cfg, '--kimg', f'{kimg:g}', '--seed', str(seed), '--snap', str(snap),
                 '--metrics', 'none', '--workers', '1', *config_args(name, kimg, self.pretrained)]
 
+    def check_commands(self, names, seeds, jobs):
+        """Let train.py --dry-run check each configuration's options (with the largest seed), `jobs` at a time, before
+        the first run starts, so that one the data cannot take is a usage error, not a failure hours in. A
+        fine-tuning is checked without its --resume: the pretrained snapshot does not exist yet, and it holds the
+        pretraining's networks."""
+        seed = max(seeds)
+        checks = []
+        for name in ([PRETRAIN] if 'finetune' in names else []) + names:
+            command = self.command(name, seed)
+            if '--resume' in command:
+                del command[command.index('--resume'):command.index('--resume') + 2]
+            checks.append((f'{name} seed {seed}', self.run_outdir(name, seed), command[4:]))
+        print(f"Checking each configuration's options with a dry run of its training command ({len(checks)})",
+              flush=True)
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            for check in [pool.submit(check_train_options, *check) for check in checks]:
+                check.result()
+
     def portable(self, command):
         """The command as recorded: the interpreter and paths under --outdir written machine-independently, and the
         pretrained snapshot as the pretraining's length (the pretraining is recorded with its own command)."""
@@ -146,7 +169,7 @@ class Study:
         done = self.result_dir(name, seed) / 'done.json'
         if not done.is_file():
             return False
-        done = json.loads(done.read_text())
+        done = read_json_object(done)
         same_snapshot = name not in (PRETRAIN, 'finetune') or done.get('pretrained_sha256') == self.pretraining_sha()
         return done.get('command') == self.portable(self.command(name, seed)) and done.get('metric') == \
             self.measured(name) and same_snapshot
@@ -155,7 +178,7 @@ class Study:
         """sha256 of the pretrained snapshot: this invocation's, else the recorded pretraining's (or None)."""
         done = self.result_dir(PRETRAIN, 0) / 'done.json'
         if self.pretrained_sha is None and done.is_file():
-            return json.loads(done.read_text()).get('pretrained_sha256')
+            return read_json_object(done).get('pretrained_sha256')
         return self.pretrained_sha
 
     # ------------------------------------------------------------------------------------------------------------
@@ -164,7 +187,7 @@ class Study:
     def estimate(self, name, trained):
         """Seconds a run's pipeline takes (without the training when `trained`): this study's own mean when it
         has finished runs of the config, else the defaults."""
-        measured = [json.loads(path.read_text())['seconds']
+        measured = [field(path, None, read_json_object(path), 'seconds')
                     for path in self.results.glob(f'runs/{name}-seed*/done.json')]
         if measured:
             return sum(sum(v for k, v in entry.items() if k != 'train' or not trained)
@@ -192,7 +215,7 @@ class Study:
             return
         with open(log, 'a') as out:
             env = dict(os.environ, OMP_NUM_THREADS='1')
-            subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, check=True)
+            children.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, check=True)
 
     def pipeline(self, name, seed):
         """Train, evaluate and probe one run, then record its results; returns False when it did not start."""
@@ -216,8 +239,8 @@ class Study:
         seconds = {}
         started = time.time()
         if run_dir is not None:  # trained by an earlier invocation: its own training time
-            seconds['train'] = json.loads((run_dir / 'stats.jsonl').read_text().splitlines()[-1])[
-                'Timing/total_sec']['mean']
+            number, last = read_jsonl(run_dir / 'stats.jsonl')[-1]
+            seconds['train'] = field(run_dir / 'stats.jsonl', number, last, 'Timing/total_sec', 'mean')
         else:
             if not self.dry_run:
                 shutil.rmtree(run_outdir, ignore_errors=True)  # an interrupted earlier attempt
@@ -303,12 +326,13 @@ class Study:
                         finished=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_description())
             if name in (PRETRAIN, 'finetune'):
                 done['pretrained_sha256'] = self.pretrained_sha
-            (target / 'done.json').write_text(json.dumps(done, indent=2) + '\n')
-            subprocess.run([sys.executable, 'scripts/study_report.py', '--results', str(self.results), '--metric',
+            (target / 'done.tmp').write_text(json.dumps(done, indent=2) + '\n')
+            (target / 'done.tmp').replace(target / 'done.json')  # whole or absent: it marks the run recorded
+            children.run([sys.executable, 'scripts/study_report.py', '--results', str(self.results), '--metric',
                             self.metric or 'none'], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             if self.commit:
-                subprocess.run(['git', 'add', str(self.results)], cwd=ROOT, check=True)
-                subprocess.run(['git', 'commit', '-q', '-m', f'CPU study: {name} seed {seed}', '--', str(self.results)],
+                children.run(['git', 'add', str(self.results)], cwd=ROOT, check=True)
+                children.run(['git', 'commit', '-q', '-m', f'CPU study: {name} seed {seed}', '--', str(self.results)],
                                cwd=ROOT, check=True)
         self.say(f'{name} seed {seed}: done in {sum(seconds.values()) / 60:.0f} min; results in {target}')
 
@@ -445,7 +469,15 @@ def main(outdir, results, kimg, pretrain_kimg, seeds, configs, cfg, snap_kimg, m
           f'{" + one pretraining" if "finetune" in names else ""}), {kimg:g} kimg each, adaptive speeds '
           f'{kimg / 4:g} kimg; {metric or "no metric"} against {Path(reference).name}; {jobs} side by side for at '
           f'most {hours:g} h; results in {results}', flush=True)
-    finished, total = schedule(study, names, seeds, jobs)
+    if Path(data).is_file():
+        study.check_commands(names, seeds, jobs)
+    else:
+        print('train.py --dry-run checks skipped: the datasets do not exist yet (a run that is not --dry-run builds '
+              'them first)')
+    try:
+        finished, total = schedule(study, names, seeds, jobs)
+    except ResultsError as err:
+        raise click.ClickException(str(err)) from None
     left = total - len(finished)
     print(f'{len(finished)} of {total} runs done{f", {left} left for a later invocation" if left else ""}.')
 

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
 from plugins.anda.negatives import jigsaw  # noqa: E402
+from scripts.results import ResultsError, read_jsonl  # noqa: E402
 
 FAKES_FOR_LEAKS = 256
 CALIBRATION_IMAGES = 1000
@@ -136,7 +137,7 @@ def save_grid(images, path, columns=4):
 
 def complete_rows(path):
     """{snapshot: row} of the rows that have every field."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    rows = [row for _, row in read_jsonl(path)] if path.is_file() else []
     return {row['snapshot']: row for row in rows if all(field in row for field in FIELDS)}
 
 
@@ -153,7 +154,10 @@ def main(run_dir, data, reference):
     if not snapshots:
         raise click.ClickException(f'{run_dir}: no snapshots')
     out = run_dir / 'probes.jsonl'
-    rows = complete_rows(out)
+    try:
+        rows = complete_rows(out)
+    except ResultsError as err:
+        raise click.ClickException(str(err)) from None
     todo = [path for path in snapshots if path.name not in rows]
     reals = load_images(data)
     if todo:

@@ -21,8 +21,6 @@ newest finite value).
 """
 
 import collections
-import gzip
-import json
 import math
 import statistics
 import sys
@@ -36,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 from scripts.report import plot_panels, reported  # noqa: E402
+from scripts.results import ResultsError, field, read_json_object, read_jsonl, read_stats  # noqa: E402
 
 # Each configuration's own baseline for the paired comparison: the run it adds one thing to.
 BASELINES = {'ada': 'stylegan2', 'diffaugment': 'stylegan2', 'atopk': 'stylegan2', 'worstk': 'stylegan2',
@@ -53,24 +52,25 @@ class Run:
         self.path = path
         config, _, seed = path.name.rpartition('-seed')
         self.config, self.seed = (config, int(seed)) if config and seed.isdigit() else (path.name, 0)  # the pilots
-        self.stats = [json.loads(line) for line in gzip.decompress((path / 'stats.jsonl.gz').read_bytes()).splitlines()
-                      if line.strip()]
-        self.probes = [json.loads(line) for line in (path / 'probes.jsonl').read_text().splitlines()
-                       if line.strip()] if (path / 'probes.jsonl').is_file() else []
+        self.stats = read_stats(path / 'stats.jsonl.gz')
+        self.probes = [row for _, row in read_jsonl(path / 'probes.jsonl')] if (path / 'probes.jsonl').is_file() else []
         newest = {}  # (metric, snapshot) -> (timestamp, value): a snapshot evaluated again counts once
         for metric_file in sorted(path.glob('metric-*.jsonl')):
-            for line in metric_file.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    for name, value in row['results'].items():
-                        key = (name, row['snapshot_pkl'])
-                        if math.isfinite(value) and row.get('timestamp', 0) >= newest.get(key, (-math.inf,))[0]:
-                            newest[key] = (row.get('timestamp', 0), value)
+            for number, row in read_jsonl(metric_file):
+                results = field(metric_file, number, row, 'results')
+                if not isinstance(results, dict):
+                    raise ResultsError(f'{metric_file}, line {number}: "results" is not an object')
+                for name, value in results.items():
+                    key = (name, field(metric_file, number, row, 'snapshot_pkl'))
+                    if not isinstance(value, (int, float)):
+                        raise ResultsError(f'{metric_file}, line {number}: {name} is {value!r}, not a number')
+                    if math.isfinite(value) and row.get('timestamp', 0) >= newest.get(key, (-math.inf,))[0]:
+                        newest[key] = (row.get('timestamp', 0), value)
         self.metrics = {}  # metric -> [(kimg, value)], by kimg
         for (name, snapshot), (_, value) in sorted(newest.items(), key=lambda item: snapshot_kimg(item[0][1])):
             self.metrics.setdefault(name, []).append((snapshot_kimg(snapshot), value))
         done = path / 'done.json'
-        self.done = json.loads(done.read_text()) if done.is_file() else {}
+        self.done = read_json_object(done) if done.is_file() else {}
 
     def binned(self, key, width=1.0):
         """[(bin centre kimg, mean)] of a stats key over bins (i, i + 1] x `width` kimg (the tick that ends the
@@ -303,7 +303,10 @@ def build(results, metric):
 @click.option('--metric', default='fid1k_full', show_default=True)
 def main(results, metric):
     """Draw the CPU study's figures and tables (see the module docstring)."""
-    runs = build(Path(results), None if metric.lower() == 'none' else metric)
+    try:
+        runs = build(Path(results), None if metric.lower() == 'none' else metric)
+    except ResultsError as err:
+        raise click.ClickException(str(err)) from None
     print(f'{sum(map(len, runs.values()))} runs of {len(runs)} configurations; tables and figures in {results}')
 
 

@@ -69,6 +69,11 @@ def test_builds_100_image_training_set_and_full_reference(source, tmp_path):
     build_datasets(folder, tmp_path, count=100, resolution=32, seed=1)
     other = ImageFolderDataset(str(train_zip))
     assert not all(np.array_equal(pixels(other, i), pixels(train, i)) for i in range(100))
+    manifest = tmp_path / 'lowshot-data.json'
+    manifest.write_text(manifest.read_text()[:10])  # cut short by a kill: the zips are built again
+    stamp = train_zip.stat().st_mtime_ns
+    build_datasets(folder, tmp_path, count=100, resolution=32, seed=1)
+    assert train_zip.stat().st_mtime_ns != stamp and json.loads(manifest.read_text())['seed'] == 1
 
 
 def test_resizes_to_other_resolutions(source, tmp_path):

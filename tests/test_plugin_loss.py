@@ -187,3 +187,14 @@ def test_train_py_runs_every_pair_and_the_triple(tmp_path, dataset16, options, a
         run_upstream('generate.py', '--network', max(run_dir.glob('network-snapshot-*.pkl')), '--seeds', '0',
                      '--outdir', tmp_path / 'images')
         assert (tmp_path / 'images' / 'seed0000.png').is_file()
+
+
+def test_a_method_at_its_neutral_setting_says_in_the_log_that_it_is_off(capsys):
+    G, D = tiny_networks()
+    make_loss(G, D, 'plugins.Loss', anda=dict(lam=0.0), lecam=dict(weight=0.0), diggan={})
+    make_loss(G, D, 'plugins.apa.Loss', p=0)
+    out = capsys.readouterr().out
+    assert 'anda: off with these options (lam=0.0): the loss runs as without it' in out
+    assert 'lecam: off with these options (weight=0.0): the loss runs as without it' in out
+    assert 'apa: off with these options (p=0): the loss runs as without it' in out
+    assert 'diggan: off' not in out

@@ -7,6 +7,7 @@ import pathlib
 import pickle
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -289,6 +290,50 @@ def test_failure_midway_leaves_nothing_behind(tmp_path, monkeypatch):
             writer.write_dataset(str(target), 'primitives', 8, 8, 0, workers=1, preview=str(tmp_path / 'g.png'),
                                  progress=False)
     assert os.listdir(tmp_path) == []
+
+
+def dead_pid():
+    process = subprocess.Popen(['true'])
+    process.wait()
+    return process.pid
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write_of_that_name(tmp_path):
+    target = tmp_path / 'out.zip'
+    process = subprocess.Popen([sys.executable, '-m', 'plugins.primitives', '--outdir', str(target), '--count', '5000',
+                                '--resolution', '32', '--workers', '1'], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while not os.listdir(tmp_path) and process.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    (stale,) = os.listdir(tmp_path)
+    assert stale.startswith(f'.out.zip.tmp-{process.pid}-')
+    writer.write_dataset(str(target), 'primitives', 4, 8, 0, workers=1, progress=False)
+    assert sorted(os.listdir(tmp_path)) == ['out.zip']
+
+
+def test_a_replaced_dataset_set_aside_by_a_killed_writer_is_put_back(tmp_path):
+    target = tmp_path / 'out.zip'
+    writer.write_dataset(str(target), 'primitives', 4, 8, 0, workers=1, progress=False)
+    original = target.read_bytes()
+    aside = tmp_path / f'.out.zip.old-{dead_pid()}-0123abcd'  # killed between its two renames
+    target.rename(aside)
+    with pytest.raises(FileExistsError, match='out.zip already exists'):
+        writer.write_dataset(str(target), 'primitives', 4, 8, 1, workers=1, progress=False)
+    assert os.listdir(tmp_path) == ['out.zip'] and target.read_bytes() == original
+    aside.write_bytes(b'the replaced one')  # both there: the kill came after the new one was in place
+    assert writer.remove_stale_siblings(str(target)) == [aside.name]
+    assert os.listdir(tmp_path) == ['out.zip'] and target.read_bytes() == original
+
+
+def test_a_running_writers_temporary_is_left_alone(tmp_path):
+    running = tmp_path / f'.out.zip.tmp-{os.getpid()}-0123abcd'
+    running.write_bytes(b'')
+    assert writer.remove_stale_siblings(str(tmp_path / 'out.zip')) == [] and running.exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def test_an_outdir_stands_for_its_run_directories(runs, tmp_path):
 
 
 def test_a_row_cut_by_a_kill_is_left_out_and_other_bad_rows_are_errors(tmp_path):
-    from scripts.report import _read_jsonl
+    from scripts.results import read_jsonl as _read_jsonl
     rows = [{'Progress/kimg': {'mean': 0.1}}, {'Progress/kimg': {'mean': 0.2}}]
     path = tmp_path / 'stats.jsonl'
     complete = ''.join(json.dumps(row) + '\n' for row in rows)
@@ -200,7 +200,7 @@ def test_malformed_inputs_are_named_and_nothing_is_written(tmp_path, runs):
     metric_row = json.loads((base / 'metric-fid50k_full.jsonl').read_text().splitlines()[0])
     cases = [
         (dict(training_options_json='{oops'), 'training_options.json: not JSON'),
-        (dict(training_options_json='[1, 2]'), 'training_options.json: not a JSON object of training options'),
+        (dict(training_options_json='[1, 2]'), 'training_options.json: not a JSON object'),
         (dict(stats_jsonl='5\n'), "stats.jsonl, line 1: '5' is not a JSON object"),
         (dict(stats_jsonl=stats[0] + '\n{"Progress/kimg": 3}\n'),
          """stats.jsonl, line 2: 'Progress/kimg' is 3, not a stats entry"""),

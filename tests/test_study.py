@@ -239,3 +239,13 @@ def test_report_tables_from_recorded_runs(tmp_path):
     assert 'all 2 fine-tunings start from one pretrained snapshot (sha256 aaaaaaaaaaaa)' in tables
     for figure in ('primitives-fid.png', 'fid.png'):
         assert (tmp_path / 'figures' / figure).is_file()
+
+
+def test_a_configuration_the_data_cannot_take_is_refused_before_the_first_run(tmp_path, tiny_zip):
+    for dry_run in ([], ['--dry-run']):
+        result = study('--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--configs', 'ada,insgen',
+                       '--data', tiny_zip, '--reference', tiny_zip, *dry_run, check=False)
+        assert result.returncode == 2, result.stderr
+        assert ('train.py rejects the options of the insgen seed 2 run: --loss: the default queue size, 5% of the 16 '
+                'images, is 0') in result.stderr
+        assert not (tmp_path / 'out').exists() and not (tmp_path / 'results').exists()

@@ -32,6 +32,9 @@ CASES = [
     ("APA's p from a pipe whose p is fixed at 1", ['--aug', 'plugins.diffaug.AugmentPipe', '--loss', 'plugins.Loss',
                                                    '--loss-kwargs', '{"apa": {"p": "ada"}}'],
      "--loss: APA p='ada' follows the augment pipe's p, which this run fixes at 1 (no --target)"),
+    ('a pipe class at p 0 without a target', ['--aug', 'plugins.diffaug.AugmentPipe', '--p', '0'],
+     '--aug: plugins.diffaug.AugmentPipe with p = 0 is not built, so no image would be augmented; give --target, or '
+     '--p above 0'),
     ('JSON nested past the parser', ['--G-kwargs', '[' * 30000 + ']' * 30000], '--G-kwargs: not valid JSON'),
 ]
 

@@ -10,6 +10,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -63,9 +64,41 @@ def preview_grid(images, columns=PREVIEW_COLUMNS):
     return grid
 
 
-def _hidden_sibling(path, tag):
+def hidden_sibling(path, tag):
+    """A hidden name beside `path` for a write in progress ('tmp') or the output it replaces ('old'), which names the
+    writing process so that `remove_stale_siblings` can tell a killed writer's files from a running one's."""
     head, tail = os.path.split(os.path.abspath(path))
     return os.path.join(head, f'.{tail}.{tag}-{os.getpid()}-{secrets.token_hex(4)}')
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_siblings(path):
+    """Clean up after killed writers of `path`: a hidden sibling of a process that no longer runs is removed, except
+    an 'old' one (the replaced output) while `path` is missing (the kill fell between the two renames): that one is
+    put back. Returns the names it removed or put back."""
+    head, tail = os.path.split(os.path.abspath(path))
+    pattern = re.compile(rf'\.{re.escape(tail)}\.(tmp|old)-(\d+)-[0-9a-f]+')
+    cleaned = []
+    for name in sorted(os.listdir(head)) if os.path.isdir(head) else []:
+        match = pattern.fullmatch(name)
+        if match is None or _running(int(match[2])):
+            continue
+        sibling = os.path.join(head, name)
+        if match[1] == 'old' and not os.path.lexists(path):
+            os.rename(sibling, path)
+        else:
+            _remove(sibling)
+        cleaned.append(name)
+    return cleaned
 
 
 def _remove(path):
@@ -82,7 +115,7 @@ def _move_into_place(source, target, overwrite):
         return
     if not overwrite:
         raise FileExistsError(f'{target} already exists')
-    aside = _hidden_sibling(target, 'old')
+    aside = hidden_sibling(target, 'old')
     os.rename(target, aside)
     try:
         os.rename(source, target)
@@ -137,12 +170,15 @@ def write_dataset(outdir, synth, count, resolution, seed, workers=None, overwrit
     dataset was written; an existing output is replaced only with `overwrite`. Options are assumed valid
     (the command line checks them)."""
     for target in (outdir, preview):
+        if target is not None:
+            remove_stale_siblings(target)
+    for target in (outdir, preview):
         if target is not None and os.path.lexists(target) and not overwrite:
             raise FileExistsError(f'{target} already exists')
     workers = min(workers or available_cores(), count)
     render = functools.partial(render_png, synth, seed, resolution)
-    temporary_outdir = _hidden_sibling(outdir, 'tmp')
-    temporary_preview = _hidden_sibling(preview, 'tmp') if preview else None
+    temporary_outdir = hidden_sibling(outdir, 'tmp')
+    temporary_preview = hidden_sibling(preview, 'tmp') if preview else None
     preview_images = []
     try:
         with _open_archive(temporary_outdir, is_zip_path(outdir)) as write, \
