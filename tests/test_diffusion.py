@@ -31,6 +31,13 @@ def test_beta_schedules():
         beta_schedule('exp', 10)
 
 
+def test_an_inner_augmentation_cap_without_an_inner_augmentation_is_refused():
+    from plugins.diffusion import AugmentPipe
+    with pytest.raises(ValueError, match="ada_maxp=0.5 caps the inner augmentation's p, and inner is 'none'"):
+        AugmentPipe(ada_maxp=0.5)
+    assert AugmentPipe(inner='ada').ada_maxp == 0.25 and AugmentPipe(inner='ada', ada_maxp=0).ada_maxp == 0
+
+
 def test_t_follows_p_through_adas_adjustments():
     from plugins.diffusion import AugmentPipe
     from torch_utils import training_stats

@@ -223,6 +223,8 @@ def test_preset_equals_the_combination_and_switched_off_equals_its_absence():
     ({'real_weight': -1}, r'real_weight must lie in \[0, inf\), got -1'),
     ({'temperature': 0}, r'temperature must lie in \(0, inf\), got 0'),
     ({'momentum': 1.5}, r'momentum must lie in \[0, 1\], got 1.5'),
+    ({'real_weight': 0, 'real_queue_size': 64},
+     'real_queue_size 64 sizes the real head, which real_weight 0 turns off; leave it out, or give real_weight above 0'),
     ({'fake_queue_size': 2.5}, 'fake_queue_size must be an integer, got 2.5'),
     ({'real_queue_size': 0}, r'real_queue_size must lie in \[1, inf\), got 0'),
     ({'fake_weight': 0}, 'g_weight 0.1 needs the fake head, which fake_weight 0 leaves untrained'),

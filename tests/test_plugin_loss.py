@@ -193,8 +193,11 @@ def test_a_method_at_its_neutral_setting_says_in_the_log_that_it_is_off(capsys):
     G, D = tiny_networks()
     make_loss(G, D, 'plugins.Loss', anda=dict(lam=0.0), lecam=dict(weight=0.0), diggan={})
     make_loss(G, D, 'plugins.apa.Loss', p=0)
+    make_loss(G, D, 'plugins.atopk.Loss', mode='fixed', k=4, batch_size=4)
+    make_loss(G, D, 'plugins.atopk.Loss', mode='fixed', k=3, batch_size=4)
     out = capsys.readouterr().out
     assert 'anda: off with these options (lam=0.0): the loss runs as without it' in out
     assert 'lecam: off with these options (weight=0.0): the loss runs as without it' in out
     assert 'apa: off with these options (p=0): the loss runs as without it' in out
+    assert "atopk: off with these options (mode='fixed', k=4, the whole batch)" in out and 'k=3' not in out
     assert 'diggan: off' not in out

@@ -3,11 +3,13 @@ before anything is written. In process, through click's runner on train.py's mai
 tested through real processes in test_reliability.py)."""
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
 
 NESTED = '{"a": ' * 20 + '1' + '}' * 20  # 21 levels
+MORE_THAN_THE_CORES = 2 ** os.cpu_count().bit_length()  # a power of two, as --gpus must be
 
 CASES = [
     ('a batch the minibatch-std groups do not divide', ['--batch', '6'],
@@ -35,6 +37,13 @@ CASES = [
     ('a pipe class at p 0 without a target', ['--aug', 'plugins.diffaug.AugmentPipe', '--p', '0'],
      '--aug: plugins.diffaug.AugmentPipe with p = 0 is not built, so no image would be augmented; give --target, or '
      '--p above 0'),
+    ('more processes than the machine has cores', ['--gpus', str(MORE_THAN_THE_CORES)],
+     f'--gpus {MORE_THAN_THE_CORES}: this machine has {os.cpu_count()} CPU cores and no CUDA GPU'),
+    ('a minibatch-std group of 0', ['--D-kwargs', '{"epilogue_kwargs": {"mbstd_group_size": 0}}'],
+     '--D-kwargs: epilogue_kwargs.mbstd_group_size must be an integer >= 1 (or null: the whole batch per process), '
+     'got 0'),
+    ('--freezed past the layers of D', ['--freezed', '20'],
+     '--freezed 20: D has 7 layers in its blocks at 16x16, so 13 of them would freeze nothing; give at most 7'),
     ('JSON nested past the parser', ['--G-kwargs', '[' * 30000 + ']' * 30000], '--G-kwargs: not valid JSON'),
 ]
 
@@ -55,3 +64,12 @@ def test_a_required_network_option_without_annotation_can_be_set(tmp_path, datas
                                              '--G-kwargs', '{"z_dim": 32}', '--dry-run'])
     assert result.exit_code == 0, result.output
     assert '"z_dim": 32' in result.output and not (tmp_path / 'runs').exists()
+
+
+def test_d_at_16x16_has_the_7_freezable_layers_the_freezed_message_counts():
+    from training.networks import Discriminator
+    def trainable_in_blocks(freeze):
+        D = Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=1024, channel_max=64,
+                          block_kwargs={'freeze_layers': freeze})
+        return sum(p.numel() for name, p in D.named_parameters() if name.split('.')[0] in ('b16', 'b8'))
+    assert trainable_in_blocks(6) > 0 and trainable_in_blocks(7) == 0

@@ -73,7 +73,7 @@ class ATopk(Method):
         self.gamma = float(gamma)
         self.linear_kimg = float(linear_kimg)
         self.seed = int(random_seed if seed is None else seed)
-        self.training_set_size = training_set_size
+        self.training_set_size, self.batch_size = training_set_size, batch_size
         self.worst = mode == 'worst'
         self.adaptive = mode == 'adaptive' or (mode == 'worst' and k is None)
         self.controller = None  # KController, created once the batch is known
@@ -84,6 +84,12 @@ class ATopk(Method):
         self._loss_divisor = None  # fakes used in the minibatch / number of chunks
 
     uses_heuristic = True  # p is reported in every mode
+
+    def describe(self):
+        if self.fixed_k is not None and self.fixed_k == self.batch_size:  # its neutral setting: said, as the loss says
+            return (f'atopk: off with these options (mode={self.mode!r}, k={self.fixed_k}, the whole batch): every '
+                    f'fake counts, as without it')
+        return None
 
     @staticmethod
     def check_options(mode='adaptive', k=None, schedule=None, nu=None, gamma=None, linear_kimg=None, seed=None):

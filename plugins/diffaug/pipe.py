@@ -10,6 +10,7 @@ from plugins.common.options import check_range, check_type
 from plugins.diffaug.ops import POLICY_OPS
 
 _RATIO_OPTIONS = {'translation': 'translation_ratio', 'cutout': 'cutout_ratio'}
+DEFAULT_RATIOS = {'translation_ratio': 0.125, 'cutout_ratio': 0.5}  # the paper's 1/8 and 1/2
 
 
 def parse_policy(policy):
@@ -42,20 +43,26 @@ class AugmentPipe(torch.nn.Module):
     entry not applied leaves the image unchanged; p >= 1 always applies, p <= 0 never does.
     """
 
-    def __init__(self, policy: str = 'color,translation,cutout', translation_ratio: float = 0.125,
-                 cutout_ratio: float = 0.5):
+    def __init__(self, policy: str = 'color,translation,cutout', translation_ratio: float = None,
+                 cutout_ratio: float = None):
         super().__init__()
         self.check_options(policy=policy, translation_ratio=translation_ratio, cutout_ratio=cutout_ratio)
         self.policy = parse_policy(policy)
-        self.ratios = {'translation_ratio': float(translation_ratio), 'cutout_ratio': float(cutout_ratio)}
+        given = {'translation_ratio': translation_ratio, 'cutout_ratio': cutout_ratio}
+        self.ratios = {name: float(DEFAULT_RATIOS[name] if value is None else value) for name, value in given.items()}
         self.register_buffer('p', torch.ones([]))
 
     @staticmethod
-    def check_options(policy='color,translation,cutout', translation_ratio=0.125, cutout_ratio=0.5):
-        """Raise ValueError naming the bad option, its value and what is accepted."""
-        parse_policy(policy)
-        check_range('translation_ratio', translation_ratio, 0, 1)
-        check_range('cutout_ratio', cutout_ratio, 0, 1)
+    def check_options(policy='color,translation,cutout', translation_ratio=None, cutout_ratio=None):
+        """Raise ValueError naming the bad option, its value and what is accepted; a ratio is refused when the
+        policy lacks its entry (it would do nothing)."""
+        entries = parse_policy(policy)
+        for entry, name in _RATIO_OPTIONS.items():
+            value = {'translation_ratio': translation_ratio, 'cutout_ratio': cutout_ratio}[name]
+            if value is not None:
+                check_range(name, value, 0, 1)
+                if entry not in entries:
+                    raise ValueError(f'{name}={value!r} applies only to a policy with {entry!r}; policy is {policy!r}')
 
     def forward(self, images):
         """Augment a float NCHW batch; each entry is drawn per image with probability p."""

@@ -12,9 +12,8 @@ from plugins.diffusion.core import (SCHEDULES, TABLE_SIZE, TIMESTEP_DISTRIBUTION
 INNER_AUGMENTATIONS = ('none', 'ada', 'diffaug')
 BGC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1, contrast=1, lumaflip=1,
            hue=1, saturation=1)
-
-
 DRAWS = ('released', 'seeded')
+DEFAULT_ADA_MAXP = 0.25  # the released --ada_maxp
 
 
 @persistence.persistent_class
@@ -47,7 +46,7 @@ class AugmentPipe(torch.nn.Module):
     ada_kimg = 100  # the released --ada_kimg default, used by train.py unless --ada-kimg is given
 
     def __init__(self, beta_schedule='linear', beta_start=1e-4, beta_end=2e-2, t_min=10, t_max=1000, noise_std=0.05,
-                 ts_dist='priority', inner='none', ada_maxp=0.25, draws='released', seed=None, random_seed=0):
+                 ts_dist='priority', inner='none', ada_maxp=None, draws='released', seed=None, random_seed=0):
         super().__init__()
         check_choice('beta_schedule', beta_schedule, SCHEDULES)
         check_range('beta_start', beta_start, 0, 1, low_inclusive=False)
@@ -56,7 +55,11 @@ class AugmentPipe(torch.nn.Module):
         check_range('noise_std', noise_std, 0, low_inclusive=False)
         check_choice('ts_dist', ts_dist, TIMESTEP_DISTRIBUTIONS)
         check_choice('inner', inner, INNER_AUGMENTATIONS)
-        check_range('ada_maxp', ada_maxp, 0, 1)
+        if ada_maxp is not None:
+            check_range('ada_maxp', ada_maxp, 0, 1)
+            if inner == 'none':
+                raise ValueError(f"ada_maxp={ada_maxp!r} caps the inner augmentation's p, and inner is 'none'; give "
+                                 f"inner 'ada' or 'diffaug', or leave ada_maxp out")
         check_choice('draws', draws, DRAWS)
         if seed is not None:
             check_int_range('seed', seed, 0)
@@ -65,7 +68,7 @@ class AugmentPipe(torch.nn.Module):
                                  f"generator, as released)")
         self.schedule = dict(name=beta_schedule, beta_start=float(beta_start), beta_end=float(beta_end))
         self.t_min, self.t_max, self.noise_std, self.ts_dist = t_min, t_max, float(noise_std), ts_dist
-        self.ada_maxp, self.draws = float(ada_maxp), draws
+        self.ada_maxp, self.draws = float(DEFAULT_ADA_MAXP if ada_maxp is None else ada_maxp), draws
         self.per_process_buffers = ('table',) if draws == 'released' else ()  # patch 0030 keeps it per process
         self.seed = int(random_seed if seed is None else seed)
         self.register_buffer('p', torch.zeros([], dtype=torch.float64))

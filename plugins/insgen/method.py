@@ -127,6 +127,10 @@ class InsGen(Method):
         if fake_weight == 0 and g_weight > 0:
             raise ValueError(f'g_weight {g_weight} needs the fake head, which fake_weight 0 leaves untrained; set '
                              f'g_weight to 0 too, or fake_weight above 0')
+        for head, weight, size in (('real', real_weight, real_queue_size), ('fake', fake_weight, fake_queue_size)):
+            if size is not None and weight == 0:  # the head is off: its queue would do nothing
+                raise ValueError(f'{head}_queue_size {size} sizes the {head} head, which {head}_weight 0 turns off; '
+                                 f'leave it out, or give {head}_weight above 0')
 
     @property
     def active(self):
