@@ -1,0 +1,104 @@
+"""One launch mechanism (patch 0031): `--gpus 2` (spawned), `torchrun --nproc-per-node 2`, two torchrun "machines" of
+one process each on 127.0.0.1, and two processes started as srun starts them (SLURM variables set by hand) train the
+same run, bit for bit, on the CPU with gloo."""
+
+import os
+import pickle
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.conftest import ROOT, read_stats
+
+TRAIN = ['--cfg', 'cpu', '--kimg', '0.016', '--snap', '1', '--metrics', 'none', '--workers', '1', '--grid', '4']
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run']
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def start(command, env=None):
+    return subprocess.Popen([*map(str, command)], cwd=ROOT / 'stylegan2_ada', env={**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(*processes):
+    for process in processes:
+        output, _ = process.communicate(timeout=600)
+        assert process.returncode == 0, output[-3000:]
+
+
+def trained(outdir):
+    (run_dir,) = [path for path in outdir.iterdir() if path.is_dir()]  # one run directory, whoever created it
+    with open(max(run_dir.glob('network-snapshot-*.pkl')), 'rb') as f:
+        snapshot = pickle.load(f)
+    stats = [{key: value for key, value in row.items() if not key.startswith(('Timing/', 'Resources/', 'timestamp'))}
+             for row in read_stats(run_dir)]
+    return {name: snapshot[name].state_dict() for name in ('G', 'D', 'G_ema')}, stats
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory, dataset16):
+    out = tmp_path_factory.mktemp('launch')
+    args = lambda name: ['train.py', '--outdir', out / name, '--data', dataset16, *TRAIN]  # noqa: E731
+    finish(start([sys.executable, *args('spawn'), '--gpus', '2']))
+    finish(start([*TORCHRUN, '--nproc-per-node', '2', '--master-port', free_port(), *args('torchrun')]))
+    port = free_port()
+    finish(*[start([*TORCHRUN, '--nnodes', '2', '--node-rank', node, '--nproc-per-node', '1', '--master-addr',
+                    '127.0.0.1', '--master-port', port, *args('two-machines')]) for node in (0, 1)])
+    slurm = dict(SLURM_NTASKS='2', SLURM_JOB_NODELIST='localhost', SLURM_JOB_ID=str(free_port()))
+    finish(*[start([sys.executable, *args('srun')], dict(slurm, SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank)))
+             for rank in (0, 1)])
+    return {name: trained(out / name) for name in ('spawn', 'torchrun', 'two-machines', 'srun')}
+
+
+@pytest.mark.parametrize('launcher', ['torchrun', 'two-machines', 'srun'])
+def test_every_launcher_trains_the_run_that_gpus_2_spawns(runs, launcher):
+    (networks, stats), (spawned, spawned_stats) = runs[launcher], runs['spawn']
+    for name in ('G', 'D', 'G_ema'):
+        assert all(torch.equal(networks[name][key], spawned[name][key]) for key in spawned[name]), name
+    assert stats == spawned_stats and len(stats) == 2
+
+
+def test_a_gpus_that_conflicts_with_the_launchers_world_is_a_usage_error(tmp_path, dataset16, monkeypatch):
+    import train
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    command = ['--outdir', str(tmp_path / 'runs'), '--data', str(dataset16), '--cfg', 'cpu', '--dry-run']
+    result = CliRunner().invoke(train.main, [*command, '--gpus', '4'])
+    assert result.exit_code == 2
+    assert '--gpus 4: torchrun started 2 processes, which set the number of GPUs; leave --gpus out' in result.output
+    result = CliRunner().invoke(train.main, command)
+    assert result.exit_code == 0 and '"num_gpus": 2' in result.output and not (tmp_path / 'runs').exists()
+
+
+def test_srun_variables_become_torchruns_with_the_jobs_first_node_and_a_port_from_the_job():
+    from torch_utils import launch
+    assert launch.launched({}) is None and launch.launched({'SLURM_NTASKS': '1', 'SLURM_PROCID': '0'}) is None
+    environ = {'SLURM_NTASKS': '8', 'SLURM_PROCID': '5', 'SLURM_LOCALID': '1', 'SLURM_JOB_NODELIST': 'gpu[03-04,07]',
+               'SLURM_JOB_ID': '123456'}
+    place = launch.launched(environ)
+    assert (place.rank, place.local_rank, place.world_size, place.launcher) == (5, 1, 8, 'srun')
+    assert (environ['RANK'], environ['WORLD_SIZE'], environ['LOCAL_RANK']) == ('5', '8', '1')
+    assert environ['MASTER_ADDR'] == 'gpu03' and environ['MASTER_PORT'] == str(20000 + 123456 % 20000)
+    given = {'SLURM_NTASKS': '2', 'SLURM_PROCID': '0', 'MASTER_ADDR': 'head', 'MASTER_PORT': '1234'}
+    launch.launched(given)
+    assert (given['MASTER_ADDR'], given['MASTER_PORT']) == ('head', '1234')
+    torchrun = {'RANK': '3', 'WORLD_SIZE': '4', 'LOCAL_RANK': '1', 'SLURM_NTASKS': '2', 'SLURM_PROCID': '0'}
+    assert launch.launched(torchrun).launcher == 'torchrun' and launch.launched(torchrun).rank == 3
+
+
+@pytest.mark.parametrize('nodelist, first', [('node7', 'node7'), ('a1,b2', 'a1'), ('gpu[03-04,07],cpu1', 'gpu03'),
+                                             ('x[9]', 'x9')])
+def test_the_first_node_of_a_slurm_node_list(nodelist, first, monkeypatch):
+    from torch_utils import launch
+    monkeypatch.setenv('PATH', '')  # no scontrol: the list is parsed
+    assert launch.first_node(nodelist) == first
