@@ -19,6 +19,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
 from plugins.primitives.synth import SYNTHESIZERS  # noqa: E402  (needs ROOT on sys.path)
 from scripts import children  # noqa: E402
+from scripts.dry_run import check_runs  # noqa: E402
 from scripts.results import ResultsError, field, read_jsonl  # noqa: E402
 from plugins.primitives.writer import write_dataset  # noqa: E402
 
@@ -30,7 +31,6 @@ PRETRAIN_ONLY_OPTIONS = ('synth', 'count', 'pretrain_kimg', 'pretrain_metrics', 
 # The released protocol's train.py settings, used unless given after `--`: Primitives-PS's low-shot config
 # (batch 16, mbstd 4) and DiffAugment's color,translation,cutout.
 RELEASED_TRAIN_DEFAULTS = {'--cfg': 'low_shot16', '--aug': 'plugins.diffaug.AugmentPipe'}
-TRAIN_ERROR_LINES = 20
 
 
 def inspect_target(path):
@@ -83,18 +83,6 @@ def with_released_defaults(train_args):
     given = {arg.split('=', 1)[0] for arg in train_args}
     return [item for name, value in RELEASED_TRAIN_DEFAULTS.items() if name not in given
             for item in (name, value)] + list(train_args)
-
-
-def dry_run(stage, outdir, args):
-    """Let train.py check a run's options with --dry-run, which writes nothing; raise click.UsageError with
-    its message when it rejects them."""
-    result = children.run([sys.executable, str(TRAIN_PY), '--outdir', str(outdir), '--dry-run', *args],
-                            cwd=ROOT, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        errors = [i for i, line in enumerate(lines) if line.startswith('Error: ')]
-        lines = [lines[errors[-1]][len('Error: '):], *lines[errors[-1] + 1:]] if errors else lines[-TRAIN_ERROR_LINES:]
-        raise click.UsageError(f'train.py rejects the options of the {stage} run: ' + '\n'.join(lines))
 
 
 def write_pretraining_set(path, synth, count, resolution, seed):
@@ -237,13 +225,13 @@ def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, 
             data_args = ['--data', str(pretrain_data)]
         pretrain_args = [*data_args, '--kimg', f'{pretrain_kimg:g}', *common, '--metrics', pretrain_metrics]
         # The zip does not exist yet: check the options on the target, which has the same resolution.
-        dry_run('pretraining', outdir / 'pretrain', pretrain_args if on_the_fly else
-                ['--data', target, *pretrain_args[len(data_args):]])
-        dry_run('fine-tune', outdir / 'finetune', target_args)
+        check_runs([('pretraining', outdir / 'pretrain', pretrain_args if on_the_fly else
+                     ['--data', target, *pretrain_args[len(data_args):]]),
+                    ('fine-tune', outdir / 'finetune', target_args)])
     else:
         pretrained = os.path.abspath(pretrained)
         # train.py checks that the snapshot exists and fits the target and the options.
-        dry_run('fine-tune', outdir / 'finetune', [*resume_args, pretrained, *target_args])
+        check_runs([('fine-tune', outdir / 'finetune', [*resume_args, pretrained, *target_args])])
 
     try:  # the first write: a folder that cannot be made is refused before anything else is written
         outdir.mkdir(parents=True, exist_ok=True)

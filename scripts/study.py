@@ -24,7 +24,6 @@ should a later invocation train the pretraining again (another machine) and get 
 recorded from the old one are trained again, so that all seeds share one.
 """
 
-import concurrent.futures
 import contextlib
 import gzip
 import hashlib
@@ -44,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
 from scripts import children  # noqa: E402
-from scripts.pretrain_finetune import dry_run as check_train_options  # noqa: E402
+from scripts.dry_run import check_runs  # noqa: E402
 from scripts.results import ResultsError, field, read_json_object, read_jsonl  # noqa: E402
 from scripts.lowshot import (build_datasets, check_metrics, fetch_source, find_source, finished_run,  # noqa: E402
                              parse_seeds)
@@ -126,8 +125,8 @@ class Study:
                 *data, '--cfg', self.cfg, '--kimg', f'{kimg:g}', '--seed', str(seed), '--snap', str(snap),
                 '--metrics', 'none', '--workers', '1', *config_args(name, kimg, self.pretrained)]
 
-    def check_commands(self, names, seeds, jobs):
-        """Let train.py --dry-run check each configuration's options (with the largest seed), `jobs` at a time, before
+    def check_commands(self, names, seeds):
+        """Let train.py --dry-run check each configuration's options (with the largest seed), all in one process, before
         the first run starts, so that one the data cannot take is a usage error, not a failure hours in. A
         fine-tuning is checked without its --resume: the pretrained snapshot does not exist yet, and it holds the
         pretraining's networks."""
@@ -140,9 +139,7 @@ class Study:
             checks.append((f'{name} seed {seed}', self.run_outdir(name, seed), command[4:]))
         print(f"Checking each configuration's options with a dry run of its training command ({len(checks)})",
               flush=True)
-        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-            for check in [pool.submit(check_train_options, *check) for check in checks]:
-                check.result()
+        check_runs(checks)
 
     def portable(self, command):
         """The command as recorded: the interpreter and paths under --outdir written machine-independently, and the
@@ -470,7 +467,7 @@ def main(outdir, results, kimg, pretrain_kimg, seeds, configs, cfg, snap_kimg, m
           f'{kimg / 4:g} kimg; {metric or "no metric"} against {Path(reference).name}; {jobs} side by side for at '
           f'most {hours:g} h; results in {results}', flush=True)
     if Path(data).is_file():
-        study.check_commands(names, seeds, jobs)
+        study.check_commands(names, seeds)
     else:
         print('train.py --dry-run checks skipped: the datasets do not exist yet (a run that is not --dry-run builds '
               'them first)')

@@ -1,5 +1,6 @@
-"""Shared fixtures: a small dataset the project makes itself, and a runner for upstream's command-line tools."""
+"""Shared fixtures: a small dataset the project makes itself, and runners for upstream's command-line tools."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -28,12 +29,58 @@ def run_upstream(script, *args, check=True, timeout=900):
     return result
 
 
+@contextlib.contextmanager
+def as_a_new_process():
+    """Run upstream's train.py main in this process as it runs in a fresh one: no statistics from an earlier run,
+    DataLoader workers started as it starts them (spawn, which a process can otherwise set only once), and the
+    global flags and random state it sets put back afterwards for the tests that follow."""
+    import multiprocessing
+
+    import numpy as np
+    import torch
+    from torch_utils import training_stats
+    from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix
+    flags = conv2d_gradfix.enabled, grid_sample_gradfix.enabled
+    random_state = torch.get_rng_state(), np.random.get_state()
+    set_start_method, start_method = torch.multiprocessing.set_start_method, multiprocessing.get_start_method(True)
+    training_stats._counters.clear()
+    training_stats._cumulative.clear()
+    training_stats._sync_called = False
+    torch.multiprocessing.set_start_method = lambda method: set_start_method(method, force=True)
+    try:
+        yield
+    finally:
+        set_start_method(start_method, force=True)
+        torch.multiprocessing.set_start_method = set_start_method
+        conv2d_gradfix.enabled, grid_sample_gradfix.enabled = flags
+        torch.set_rng_state(random_state[0])
+        np.random.set_state(random_state[1])
+
+
+def invoke_train(*args):
+    """upstream's train.py with these arguments, in this process (importing torch and upstream in a new process costs
+    more than a short run): its exit code and output. The exit paths of a real process are tested through
+    run_upstream."""
+    from click.testing import CliRunner
+    import train as train_py
+    with as_a_new_process():
+        result = CliRunner().invoke(train_py.main, list(map(str, args)), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def run_train(*args):
+    """invoke_train that raises with the output unless train.py exits 0; returns the output."""
+    exit_code, output = invoke_train(*args)
+    if exit_code != 0:
+        raise AssertionError(f'train.py {" ".join(map(str, args))} exited {exit_code}:\n{output[-3000:]}')
+    return output
+
+
 def train(outdir, data, *extra, grid=4):
     """A short CPU training run; returns its run directory. Its image grids are grid x grid (None: upstream's size):
     upstream's 32 x 32 grids cost as much as a short run's training."""
     grid_args = ['--grid', grid] if grid is not None else []
-    run_upstream('train.py', '--outdir', outdir, '--data', data, '--cfg', 'cpu', '--metrics', 'none', '--workers', 1,
-                 *grid_args, *extra)
+    run_train('--outdir', outdir, '--data', data, '--cfg', 'cpu', '--metrics', 'none', '--workers', 1, *grid_args, *extra)
     (run_dir,) = [p for p in Path(outdir).iterdir() if p.is_dir()]
     return run_dir
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from plugins.atopk.core import KController, linear_ramp_k, topk_gan_k
-from tests.conftest import ROOT, read_stats, run_upstream, train
+from tests.conftest import ROOT, invoke_train, read_stats, train
 from tests.tiny import Batches, make_loss, one_thread, run_minibatch, tiny_networks  # noqa: F401 (one_thread: autouse fixture)
 
 
@@ -319,9 +319,8 @@ def test_train_py_runs_and_reports(tmp_path, dataset16, monkeypatch, mode):
 
 
 def test_train_py_refuses_an_unknown_mode(tmp_path, dataset16):
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu',
-                          '--loss', 'plugins.atopk.Loss', '--loss-kwargs', '{"mode": "nope"}', check=False)
-    assert result.returncode == 2, result.stdout + result.stderr
-    message = "--loss: mode must be one of 'adaptive', 'fixed', 'linear', 'worst'; got 'nope'"
-    assert message in result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu',
+                                     '--loss', 'plugins.atopk.Loss', '--loss-kwargs', '{"mode": "nope"}')
+    assert exit_code == 2, output
+    assert "--loss: mode must be one of 'adaptive', 'fixed', 'linear', 'worst'; got 'nope'" in output
     assert not (tmp_path / 'runs').exists()

@@ -14,7 +14,7 @@ import torch
 
 from plugins.diffaug import AugmentPipe
 from plugins.diffaug.ops import POLICY_OPS
-from tests.conftest import ROOT, read_stats, run_upstream, train
+from tests.conftest import ROOT, invoke_train, read_stats, run_upstream, train
 
 
 def pipe_with(p=1.0, **options):
@@ -112,10 +112,10 @@ def test_bad_options_are_refused_naming_the_value_and_the_valid_ones(options, me
 
 
 def test_train_py_turns_a_bad_policy_into_a_usage_error(tmp_path, dataset16):
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', '--aug',
-                          'plugins.diffaug.AugmentPipe', '--aug-kwargs', '{"policy": "color,zoom"}', check=False)
-    assert result.returncode == 2
-    assert "--aug-kwargs: policy 'color,zoom' has unknown entries ['zoom']" in result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', '--aug',
+                                     'plugins.diffaug.AugmentPipe', '--aug-kwargs', '{"policy": "color,zoom"}')
+    assert exit_code == 2
+    assert "--aug-kwargs: policy 'color,zoom' has unknown entries ['zoom']" in output
     assert not (tmp_path / 'runs').exists()
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import read_stats, run_upstream, train
+from tests.conftest import invoke_train, read_stats, run_train, run_upstream, train
 from tests.tiny import one_thread  # noqa: F401 (autouse fixture)
 
 DIFFUSION = ['--aug', 'plugins.diffusion.AugmentPipe', '--target', '0.6', '--D-class', 'plugins.diffusion.Discriminator']
@@ -128,10 +128,10 @@ def test_train_py_runs_diffusion_gan_with_anda_and_the_snapshot_loads(tmp_path, 
     assert json.loads((run_dir / 'training_options.json').read_text())['augment_kwargs']['random_seed'] == 0
     snapshot = max(run_dir.glob('network-snapshot-*.pkl'))
     run_upstream('generate.py', '--network', snapshot, '--seeds', '0', '--outdir', tmp_path / 'images')
-    adaptive = run_upstream('train.py', '--outdir', tmp_path / 'dry', '--data', dataset16, '--cfg', 'cpu', *DIFFUSION,
-                            '--seed', 3, '--dry-run')
-    assert '"ada_kimg": 100' in adaptive.stdout  # the released speed, from the pipe class
-    assert '"random_seed": 3' in adaptive.stdout.split('"augment_kwargs"')[1]  # for draws 'seeded'
+    adaptive = run_train('--outdir', tmp_path / 'dry', '--data', dataset16, '--cfg', 'cpu', *DIFFUSION, '--seed', 3,
+                         '--dry-run')
+    assert '"ada_kimg": 100' in adaptive  # the released speed, from the pipe class
+    assert '"random_seed": 3' in adaptive.split('"augment_kwargs"')[1]  # for draws 'seeded'
 
 
 @pytest.mark.parametrize('args, message', [
@@ -149,7 +149,6 @@ def test_train_py_runs_diffusion_gan_with_anda_and_the_snapshot_loads(tmp_path, 
     ([*DIFFUSION, '--aug-kwargs', '{"seed": 1}'], "seed=1 applies only to draws 'seeded'"),
 ])
 def test_bad_combinations_are_refused_before_writing(tmp_path, dataset16, args, message):
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', *args,
-                          check=False)
-    assert result.returncode == 2 and message in result.stdout + result.stderr, result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', *args)
+    assert exit_code == 2 and message in output, output
     assert not (tmp_path / 'runs').exists()

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from tests.conftest import read_stats, run_upstream
+from tests.conftest import read_stats, run_train
 
 
 def load_snapshot(run_dir):
@@ -20,8 +20,8 @@ def test_low_shot_config_trains_on_the_cpu(tmp_path):
     from plugins.primitives.writer import write_dataset
     data = tmp_path / 'primitives8.zip'
     write_dataset(str(data), 'primitives', 8, 8, 0, workers=1, progress=False)
-    run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'low_shot', '--kimg', 0.004,
-                 '--metrics', 'none', '--workers', 1, '--aug', 'noaug', '--grid', 2)
+    run_train('--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'low_shot', '--kimg', 0.004, '--metrics', 'none',
+              '--workers', 1, '--aug', 'noaug', '--grid', 2)
     (run_dir,) = [path for path in (tmp_path / 'runs').iterdir() if path.is_dir()]
     assert run_dir.name.endswith('-low_shot-kimg0.004-noaug')
     snapshot = load_snapshot(run_dir)

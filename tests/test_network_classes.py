@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from tests.conftest import run_upstream, train
+from tests.conftest import invoke_train, run_train, run_upstream, train
 
 SCALED = ['--D-class', 'tests.toy_networks.ScaledDiscriminator', '--D-kwargs', '{"logit_scale": 0.5}']
 
@@ -42,14 +42,13 @@ def test_a_plugin_discriminator_trains_is_recorded_and_loads_back(tmp_path, data
     (['--G-kwargs', '[1]'], '--G-kwargs: expected a JSON object'),
 ])
 def test_bad_network_classes_and_options_are_refused_before_writing(tmp_path, dataset16, args, message):
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', *args,
-                          check=False)
-    assert result.returncode == 2 and message in result.stdout + result.stderr, result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', *args)
+    assert exit_code == 2 and message in output, output
     assert not (tmp_path / 'runs').exists()
 
 
 def test_network_options_merge_into_the_base_config(tmp_path, dataset16):
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', '--dry-run',
-                          '--D-kwargs', '{"epilogue_kwargs": {"mbstd_num_channels": 2}}', '--fp32', 'true')
-    options = json.loads(result.stdout[result.stdout.index('{'):result.stdout.rindex('}') + 1])['D_kwargs']
+    output = run_train('--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', '--dry-run',
+                       '--D-kwargs', '{"epilogue_kwargs": {"mbstd_num_channels": 2}}', '--fp32', 'true')
+    options = json.loads(output[output.index('{'):output.rindex('}') + 1])['D_kwargs']
     assert options['epilogue_kwargs'] == {'mbstd_group_size': 4, 'mbstd_num_channels': 2}  # the cfg's group size kept

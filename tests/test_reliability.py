@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 import torch
 
-from tests.conftest import read_stats, run_upstream, train
+from tests.conftest import invoke_train, read_stats, run_upstream, train
 
 ADAPTIVE = {'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every', 'smoothing': 0.5}, 'apa': {}, 'lecam': {},
             'insgen': {'real_queue_size': 4, 'fake_queue_size': 6}}
@@ -262,9 +262,8 @@ def test_bad_option_or_snapshot_is_refused_before_writing(tmp_path, dataset16, c
     for name, path in {'SNAPSHOT': cpu_snapshot, 'MISSING': tmp_path / 'missing.pkl', 'PARTIAL': partial}.items():
         args = [arg.replace(name, str(path)) for arg in args]
     base = [] if '--cfg' in args else ['--cfg', 'cpu']
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, *base, *args, check=False)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', dataset16, *base, *args)
+    assert exit_code == 2 and message in output, output
     assert not (tmp_path / 'runs').exists()
 
 
@@ -276,14 +275,15 @@ def test_bad_option_or_snapshot_is_refused_before_writing(tmp_path, dataset16, c
 def test_dataset_that_does_not_fit_is_refused_before_writing(tmp_path, shape, described):
     pixels = np.random.default_rng(0).integers(0, 256, size=(4, *shape), dtype=np.uint8)
     data = image_zip(tmp_path / 'bad.zip', pixels)
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'cpu', check=False)
-    assert result.returncode == 2, result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'cpu')
+    assert exit_code == 2, output
     assert (f'--data: {data} holds {described}; training needs square images whose side is a power of two >= 4, '
-            f'with 1 or 3 channels') in result.stdout + result.stderr
+            f'with 1 or 3 channels') in output
     assert not (tmp_path / 'runs').exists()
 
 
 def test_dataset_that_cannot_be_decoded_is_refused_before_writing(tmp_path):
+    """Also the usage-error exit path of a real process: exit code 2, the message on its output."""
     pixels = np.random.default_rng(0).integers(0, 256, size=(4, 16, 16, 2), dtype=np.uint8)  # grey + alpha
     data = image_zip(tmp_path / 'bad.zip', pixels)
     result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'cpu', check=False)
@@ -293,8 +293,8 @@ def test_dataset_that_cannot_be_decoded_is_refused_before_writing(tmp_path):
 
 
 def _refused(tmp_path, data, message):
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'cpu', check=False)
-    assert result.returncode == 2 and message in result.stdout + result.stderr, result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', data, '--cfg', 'cpu')
+    assert exit_code == 2 and message in output, output
     assert not (tmp_path / 'runs').exists()
 
 

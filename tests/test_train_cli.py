@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from tests.conftest import run_upstream
+from tests.conftest import invoke_train, run_train
 
 
 def test_help_lists_the_new_options():
-    out = run_upstream('train.py', '--help').stdout
+    out = run_train('--help')
     for option in ['--data-class CLASS', '--loss CLASS', '--loss-kwargs JSON', '--aug MODE|CLASS', '--aug-kwargs JSON', 'cpu']:
         assert option in out
 
@@ -45,16 +45,16 @@ BAD_CASES = [
 
 @pytest.mark.parametrize('args,message', BAD_CASES, ids=[' '.join(a) for a, _ in BAD_CASES])
 def test_bad_input_is_a_usage_error_that_writes_nothing(tmp_path, dataset16, args, message):
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, *args, check=False)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', dataset16, *args)
+    assert exit_code == 2, output
+    assert message in output
     assert not (tmp_path / 'runs').exists()
 
 
 def test_plugin_class_and_options_name_the_run_and_reach_the_options(tmp_path, dataset16):
-    out = run_upstream('train.py', '--outdir', tmp_path, '--data', dataset16, '--dry-run',
-                       '--loss', 'training.loss.StyleGAN2Loss', '--loss-kwargs', '{"pl_weight": 0.5}',
-                       '--aug', 'training.augment.AugmentPipe', '--aug-kwargs', '{"xflip": 1, "rotate90": 1}').stdout
+    out = run_train('--outdir', tmp_path, '--data', dataset16, '--dry-run',
+                    '--loss', 'training.loss.StyleGAN2Loss', '--loss-kwargs', '{"pl_weight": 0.5}',
+                    '--aug', 'training.augment.AugmentPipe', '--aug-kwargs', '{"xflip": 1, "rotate90": 1}')
     assert 'StyleGAN2Loss-pl_weight=0.5-augment-rotate90=1-xflip=1' in out
     options = json.loads(out[out.index('{'):out.index('\n}\n') + 2])
     assert options['loss_kwargs']['class_name'] == 'training.loss.StyleGAN2Loss'
@@ -65,23 +65,23 @@ def test_plugin_class_and_options_name_the_run_and_reach_the_options(tmp_path, d
 
 def test_custom_pipe_p_is_fixed_by_p_and_adapted_with_target(tmp_path, dataset16):
     def options(*args):
-        out = run_upstream('train.py', '--outdir', tmp_path, '--data', dataset16, '--dry-run',
-                           '--aug', 'training.augment.AugmentPipe', *args).stdout
+        out = run_train('--outdir', tmp_path, '--data', dataset16, '--dry-run', '--aug', 'training.augment.AugmentPipe',
+                        *args)
         return json.loads(out[out.index('{'):out.index('\n}\n') + 2])
     assert options('--p', '0.3')['augment_p'] == 0.3 and 'ada_target' not in options('--p', '0.3')
     assert options('--target', '0.7')['ada_target'] == 0.7
 
 
 def test_data_class_selects_the_dataset_and_is_recorded(tmp_path):
-    out = run_upstream('train.py', '--outdir', tmp_path, '--data', 'synth:primitives-ps?n=8&res=16', '--dry-run',
-                       '--data-class', 'plugins.primitives.dataset.SyntheticDataset', '--cfg', 'cpu').stdout
+    out = run_train('--outdir', tmp_path, '--data', 'synth:primitives-ps?n=8&res=16', '--dry-run',
+                    '--data-class', 'plugins.primitives.dataset.SyntheticDataset', '--cfg', 'cpu')
     options = json.loads(out[out.index('{'):out.index('\n}\n') + 2])
     assert options['training_set_kwargs']['class_name'] == 'plugins.primitives.dataset.SyntheticDataset'
     assert options['training_set_kwargs']['resolution'] == 16 and options['training_set_kwargs']['max_size'] == 8
 
 
 def dry_run_options(tmp_path, data, *args):
-    out = run_upstream('train.py', '--outdir', tmp_path, '--data', data, '--dry-run', *args).stdout
+    out = run_train('--outdir', tmp_path, '--data', data, '--dry-run', *args)
     return json.loads(out[out.index('{'):out.index('\n}\n') + 2])
 
 
@@ -102,10 +102,9 @@ def test_low_shot_configs_have_the_released_values(tmp_path, dataset16, cfg, bat
 
 
 def test_low_shot_batch_that_the_processes_cannot_share_is_refused(tmp_path, dataset16):
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'low_shot',
-                          '--gpus', '8', check=False)
-    assert result.returncode == 2
-    assert '--cfg=low_shot has batch 4, which 8 processes cannot share' in result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'low_shot', '--gpus', '8')
+    assert exit_code == 2
+    assert '--cfg=low_shot has batch 4, which 8 processes cannot share' in output
     assert not (tmp_path / 'runs').exists()
     eight = dry_run_options(tmp_path, dataset16, '--cfg', 'low_shot', '--gpus', '8', '--batch', '8')  # as it advises
     assert (eight['batch_size'], eight['batch_gpu']) == (8, 1)
@@ -113,11 +112,9 @@ def test_low_shot_batch_that_the_processes_cannot_share_is_refused(tmp_path, dat
 
 @pytest.mark.parametrize('option', [['--mirror', '1'], ['--subset', '100']])
 def test_an_endless_stream_refuses_mirror_and_subset_up_front(tmp_path, option):
-    result = run_upstream('train.py', '--outdir', tmp_path / 'runs', '--data', 'synth:primitives?res=16',
-                          '--data-class', 'plugins.primitives.dataset.SyntheticDataset', '--cfg', 'cpu', *option,
-                          check=False)
-    assert result.returncode == 2 and 'is an endless stream of fresh images: --mirror and --subset do not apply' in \
-        result.stdout + result.stderr, result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', 'synth:primitives?res=16',
+                                     '--data-class', 'plugins.primitives.dataset.SyntheticDataset', '--cfg', 'cpu', *option)
+    assert exit_code == 2 and 'is an endless stream of fresh images: --mirror and --subset do not apply' in output, output
     assert not (tmp_path / 'runs').exists()
 
 
@@ -128,7 +125,7 @@ def test_an_endless_stream_refuses_mirror_and_subset_up_front(tmp_path, option):
 ])
 def test_an_outdir_that_cannot_hold_runs_is_a_usage_error(tmp_path, dataset16, make_outdir, message):
     (tmp_path / 'a-file').write_text('keep me')
-    result = run_upstream('train.py', '--outdir', make_outdir(tmp_path), '--data', dataset16, '--cfg', 'cpu',
-                          '--kimg', '0.004', '--metrics', 'none', check=False)
-    assert result.returncode == 2 and message in result.stdout + result.stderr, result.stdout + result.stderr
+    exit_code, output = invoke_train('--outdir', make_outdir(tmp_path), '--data', dataset16, '--cfg', 'cpu',
+                                     '--kimg', '0.004', '--metrics', 'none')
+    assert exit_code == 2 and message in output, output
     assert (tmp_path / 'a-file').read_text() == 'keep me' and sorted(p.name for p in tmp_path.iterdir()) == ['a-file']
