@@ -3,9 +3,9 @@ a GPU, check that training uses them and that they agree with upstream's referen
 
     python scripts/check_cuda_ops.py            # exit 0 when every check that this machine allows passed
 
-Needs a CUDA build of PyTorch, nvcc and ninja. Without a GPU it stops after the build (the kernels cannot run);
-upstream itself only warns and falls back to the slow reference ops when the build fails, so this is the way to
-see that the fast path works on a given stack.
+Needs a CUDA build of PyTorch, nvcc and ninja. The toolkit is found as training finds it (patch 0033): CUDA_HOME,
+else the toolkit of the nvcc on the PATH (a wrapper script is followed), with headers a minimal toolkit lacks taken
+from PyTorch's nvidia-* pip packages. Without a GPU it stops after the build (the kernels cannot run).
 """
 
 import argparse
@@ -26,14 +26,6 @@ PLUGINS = {
     'bias_act_plugin': ['bias_act.cpp', 'bias_act.cu'],
     'upfirdn2d_plugin': ['upfirdn2d.cpp', 'upfirdn2d.cu'],
 }
-
-
-def add_pip_cuda_headers():
-    """Let the compiler find CUDA headers (cusparse.h, ...) that PyTorch's pip packages ship and a minimal
-    toolkit may lack: the include folders of the `nvidia` packages beside torch go on CPATH."""
-    site_packages = pathlib.Path(torch.__file__).resolve().parents[1]
-    folders = sorted(str(path) for path in site_packages.glob('nvidia/*/include'))
-    os.environ['CPATH'] = os.pathsep.join(filter(None, [os.environ.get('CPATH'), *folders]))
 
 
 def build_all():
@@ -74,7 +66,8 @@ def main():
         sys.exit('this PyTorch is a CPU build: install a CUDA build to build the ops')
     if not torch.cuda.is_available():  # no GPU to take the architecture from: build for A100 and H100
         os.environ.setdefault('TORCH_CUDA_ARCH_LIST', '8.0;9.0')
-    add_pip_cuda_headers()
+    home, include = custom_ops.find_cuda_toolkit()  # raises naming a missing header and what to set
+    print(f'CUDA toolkit: {home}' + (f'; headers it lacks from {", ".join(include)}' if include else ''))
     build_all()
     print(f'built and imported for compute capability {os.environ.get("TORCH_CUDA_ARCH_LIST", "of this GPU")}: '
           + ', '.join(PLUGINS))
