@@ -1,6 +1,6 @@
 """Classes that train.py builds by name in the reliability tests (tests/test_reliability.py) to observe or break a
-real run: per-rank controller logs, the heuristic's p beside ADA's, a kill in the middle of a snapshot write, non-finite logits, a DataLoader worker
-stuck in a long read."""
+real run: per-rank controller logs, the heuristic's p beside ADA's, a kill in the middle of a snapshot write, non-finite logits,
+an infinite gradient, a DataLoader worker stuck in a long read."""
 
 import json
 import os
@@ -81,6 +81,29 @@ class NaNLogitsLoss(StyleGAN2Loss):
         self.calls += 1
         logits = super().run_D(img, c, sync)
         return logits * float('nan') if self.calls >= self.nan_after else logits
+
+
+class _InfiniteGradient(torch.autograd.Function):
+    """Zero forward; an infinite gradient backward, whatever comes in."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.zeros_like(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.full_like(grad, float('inf'))
+
+
+class InfiniteBiasGradientLoss(StyleGAN2Loss):
+    """Upstream's loss whose D main phase also gives D's last bias (the logit's, 1 entry) an infinite gradient, while
+    every loss stays finite: what an FP16 overflow in a backward pass leaves."""
+
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, sync, gain):
+        super().accumulate_gradients(phase, real_img, real_c, gen_z, gen_c, sync, gain)
+        if phase in ('Dmain', 'Dboth'):
+            bias = list(self.D.parameters())[-1]
+            _InfiniteGradient.apply(bias).sum().backward()
 
 
 class SlowInWorkersDataset(SyntheticDataset):

@@ -211,6 +211,22 @@ def test_non_finite_logits_stop_the_run_naming_the_quantity(tmp_path, dataset16)
     assert load_snapshot(run_dir)['training_state']['cur_nimg'] == 4  # tick 0's, never replaced by a NaN one
 
 
+def test_replaced_gradient_entries_are_counted_and_said(tmp_path, dataset16):
+    """Upstream's nan_to_num trains on through an infinite gradient (as 1e5); patch 0035 counts what it replaces."""
+    run_dir = train(tmp_path, dataset16, '--kimg', 0.016, '--aug', 'noaug', '--loss',
+                    'tests.probes.InfiniteBiasGradientLoss')
+    stats = read_stats(run_dir)
+    assert len(stats) == 2 and stats[-1]['Progress/kimg']['mean'] >= 0.016  # the run went on
+    bias = list(load_snapshot(run_dir)['D'].parameters())[-1]
+    assert bias.numel() == 1 and bias.isfinite().all()
+    for row in stats[1:]:
+        assert row['Gradients/nonfinite/Dmain']['mean'] == 1 and row['Gradients/nonfinite/Dmain']['num'] > 0
+        assert row['Gradients/nonfinite/Gmain']['mean'] == row['Gradients/nonfinite/Dreg']['mean'] == 0
+    steps = stats[1]['Gradients/nonfinite/Dmain']['num']
+    assert f'Warning: non-finite gradient entries replaced by 0 (NaN) or +-1e5 (inf) in this tick: Dmain {steps:g} ' \
+        '(Gradients/nonfinite/<phase> in stats.jsonl)' in (run_dir / 'log.txt').read_text()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Bad input: a usage error naming the value and what is allowed, and nothing written.
 

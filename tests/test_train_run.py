@@ -30,6 +30,7 @@ def test_run_writes_stats_images_and_a_snapshot(ada_run):
     assert options['loss_kwargs']['r1_gamma'] > 0
     stats = read_stats(ada_run)
     assert stats and all('Loss/r1_penalty' in row and 'Loss/D/reg' in row for row in stats[1:])
+    assert all(row[f'Gradients/nonfinite/{phase}']['mean'] == 0 for row in stats[1:] for phase in ('Gmain', 'Dmain'))
     assert stats[-1]['Progress/kimg']['mean'] >= 0.05
     assert 'Resources/peak_gpu_mem_gb' not in stats[-1]  # no CUDA: no GPU figures, and no crash
     reference = 'reference (no CUDA GPU)'  # said at start and recorded, as a failed build would be (patch 0034)
