@@ -4,9 +4,12 @@ same run, bit for bit, on the CPU with gloo."""
 
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,6 +68,32 @@ def test_every_launcher_trains_the_run_that_gpus_2_spawns(runs, launcher):
     for name in ('G', 'D', 'G_ema'):
         assert all(torch.equal(networks[name][key], spawned[name][key]) for key in spawned[name]), name
     assert stats == spawned_stats and len(stats) == 2
+
+
+def test_a_process_killed_on_one_machine_ends_the_run_on_the_other_within_seconds(tmp_path, dataset16):
+    """gloo: the surviving process's next collective fails on the closed connection and torchrun ends; the snapshot
+    written before the kill stays complete."""
+    port, out = free_port(), tmp_path / 'runs'
+    args = ['train.py', '--outdir', out, '--data', dataset16, *TRAIN[:2], '--kimg', 10, *TRAIN[4:]]
+    nodes = [start([*TORCHRUN, '--nnodes', '2', '--node-rank', node, '--nproc-per-node', '1', '--master-addr',
+                    '127.0.0.1', '--master-port', port, *args]) for node in (0, 1)]
+    try:
+        deadline = time.monotonic() + 300
+        while not list(out.glob('*/network-snapshot-*.pkl')) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        (worker,) = Path(f'/proc/{nodes[1].pid}/task/{nodes[1].pid}/children').read_text().split()
+        os.kill(int(worker), signal.SIGKILL)
+        killed = time.monotonic()
+        output, _ = nodes[0].communicate(timeout=120)
+        assert time.monotonic() - killed < 30 and nodes[0].returncode != 0
+        assert 'Connection reset by peer' in output or 'Connection closed by peer' in output, output[-3000:]
+    finally:
+        for node in nodes:
+            node.kill()
+            node.communicate()
+    for snapshot in out.glob('*/network-snapshot-*.pkl'):  # written whole before the kill
+        with open(snapshot, 'rb') as f:
+            assert pickle.load(f)['training_state']['cur_nimg'] > 0
 
 
 def test_a_gpus_that_conflicts_with_the_launchers_world_is_a_usage_error(tmp_path, dataset16, monkeypatch):
