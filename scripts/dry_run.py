@@ -30,8 +30,8 @@ def dry_run(args):
             try:
                 train.main.main(['--dry-run', *args], prog_name='train.py')
                 exit_code = 0
-            except SystemExit as exit:  # click ends every call with one
-                exit_code = exit.code if isinstance(exit.code, int) else 1
+            except SystemExit as stop:  # click ends every call with one
+                exit_code = stop.code if isinstance(stop.code, int) else 1
             except Exception:  # a crash is the run's failure, not this checker's
                 traceback.print_exc(file=output)
                 exit_code = 1

@@ -85,5 +85,25 @@ def train(outdir, data, *extra, grid=4):
     return run_dir
 
 
+def assert_same(a, b, path='state'):
+    """Nested dicts/lists/tuples of tensors, arrays and plain values are equal, bit for bit."""
+    import numpy as np
+    import torch
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_same(a[key], b[key], f'{path}/{key}')
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for index, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f'{path}[{index}]')
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), path
+    else:
+        assert a == b, path
+
+
 def read_stats(run_dir):
     return [json.loads(line) for line in (Path(run_dir) / 'stats.jsonl').read_text().splitlines()]

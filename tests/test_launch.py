@@ -1,6 +1,7 @@
 """One launch mechanism (patch 0031): `--gpus 2` (spawned), `torchrun --nproc-per-node 2`, two torchrun "machines" of
 one process each on 127.0.0.1, and two processes started as srun starts them (SLURM variables set by hand) train the
-same run, bit for bit, on the CPU with gloo."""
+same run, bit for bit, on the CPU with gloo; two machines resume it exactly, and end together when one's process is
+killed."""
 
 import os
 import pickle
@@ -15,7 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tests.conftest import ROOT, read_stats
+from tests.conftest import ROOT, assert_same, read_stats
 
 TRAIN = ['--cfg', 'cpu', '--kimg', '0.016', '--snap', '1', '--metrics', 'none', '--workers', '1', '--grid', '4']
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run']
@@ -39,23 +40,37 @@ def finish(*processes):
 
 
 def trained(outdir):
-    (run_dir,) = [path for path in outdir.iterdir() if path.is_dir()]  # one run directory, whoever created it
-    with open(max(run_dir.glob('network-snapshot-*.pkl')), 'rb') as f:
-        snapshot = pickle.load(f)
+    snapshot = snapshot_of(outdir)
+    (run_dir,) = [path for path in outdir.iterdir() if path.is_dir()]
     stats = [{key: value for key, value in row.items() if not key.startswith(('Timing/', 'Resources/', 'timestamp'))}
              for row in read_stats(run_dir)]
     return {name: snapshot[name].state_dict() for name in ('G', 'D', 'G_ema')}, stats
 
 
+def snapshot_of(outdir):
+    (run_dir,) = [path for path in outdir.iterdir() if path.is_dir()]  # one run directory, whoever created it
+    with open(max(run_dir.glob('network-snapshot-*.pkl')), 'rb') as f:
+        return pickle.load(f)
+
+
+def two_machines(*args):
+    port = free_port()
+    return [start([*TORCHRUN, '--nnodes', '2', '--node-rank', node, '--nproc-per-node', '1', '--master-addr',
+                   '127.0.0.1', '--master-port', port, *args]) for node in (0, 1)]
+
+
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory, dataset16):
-    out = tmp_path_factory.mktemp('launch')
+def launch_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp('launch')
+
+
+@pytest.fixture(scope='module')
+def runs(launch_dir, dataset16):
+    out = launch_dir
     args = lambda name: ['train.py', '--outdir', out / name, '--data', dataset16, *TRAIN]  # noqa: E731
     finish(start([sys.executable, *args('spawn'), '--gpus', '2']))
     finish(start([*TORCHRUN, '--nproc-per-node', '2', '--master-port', free_port(), *args('torchrun')]))
-    port = free_port()
-    finish(*[start([*TORCHRUN, '--nnodes', '2', '--node-rank', node, '--nproc-per-node', '1', '--master-addr',
-                    '127.0.0.1', '--master-port', port, *args('two-machines')]) for node in (0, 1)])
+    finish(*two_machines(*args('two-machines')))
     slurm = dict(SLURM_NTASKS='2', SLURM_JOB_NODELIST='localhost', SLURM_JOB_ID=str(free_port()))
     finish(*[start([sys.executable, *args('srun')], dict(slurm, SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank)))
              for rank in (0, 1)])
@@ -70,13 +85,29 @@ def test_every_launcher_trains_the_run_that_gpus_2_spawns(runs, launcher):
     assert stats == spawned_stats and len(stats) == 2
 
 
+def test_two_machines_resume_a_run_exactly_as_it_would_have_gone_on(runs, launch_dir, dataset16, tmp_path):
+    """The two-machine run of 0.016 kimg, resumed by two machines to 0.032, equals `--gpus 2` trained straight to 0.032:
+    networks, the pipe's p and each process's random state."""
+    first = max((launch_dir / 'two-machines').glob('*/network-snapshot-*.pkl'))
+    args = lambda name: ['train.py', '--outdir', tmp_path / name, '--data', dataset16, *TRAIN[:2], '--kimg', 0.032,  # noqa: E731
+                         *TRAIN[4:]]
+    finish(start([sys.executable, *args('straight'), '--gpus', '2']))
+    finish(*two_machines(*args('resumed'), '--resume', first))
+    straight, resumed = snapshot_of(tmp_path / 'straight'), snapshot_of(tmp_path / 'resumed')
+    assert resumed['training_state']['cur_nimg'] == 32 and len(resumed['training_state']['rng']) == 2
+    state = lambda snapshot: {key: value for key, value in snapshot['training_state'].items()  # noqa: E731
+                              if key != 'cur_tick'}  # a resumed run starts with a tick of its own
+    assert_same(state(straight), state(resumed), 'training_state')
+    for name in ('G', 'D', 'G_ema', 'augment_pipe'):
+        assert_same(straight[name].state_dict(), resumed[name].state_dict(), name)
+
+
 def test_a_process_killed_on_one_machine_ends_the_run_on_the_other_within_seconds(tmp_path, dataset16):
     """gloo: the surviving process's next collective fails on the closed connection and torchrun ends; the snapshot
     written before the kill stays complete."""
-    port, out = free_port(), tmp_path / 'runs'
+    out = tmp_path / 'runs'
     args = ['train.py', '--outdir', out, '--data', dataset16, *TRAIN[:2], '--kimg', 10, *TRAIN[4:]]
-    nodes = [start([*TORCHRUN, '--nnodes', '2', '--node-rank', node, '--nproc-per-node', '1', '--master-addr',
-                    '127.0.0.1', '--master-port', port, *args]) for node in (0, 1)]
+    nodes = two_machines(*args)
     try:
         deadline = time.monotonic() + 300
         while not list(out.glob('*/network-snapshot-*.pkl')) and time.monotonic() < deadline:

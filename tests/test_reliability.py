@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 import torch
 
-from tests.conftest import invoke_train, read_stats, run_upstream, train
+from tests.conftest import assert_same, invoke_train, read_stats, run_upstream, train
 
 ADAPTIVE = {'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every', 'smoothing': 0.5}, 'apa': {}, 'lecam': {},
             'insgen': {'real_queue_size': 4, 'fake_queue_size': 6}}
@@ -23,24 +23,6 @@ def load_snapshot(run_dir):
     snapshot = max(run_dir.glob('network-snapshot-*.pkl'))
     with open(snapshot, 'rb') as f:
         return pickle.load(f)
-
-
-def assert_same(a, b, path='state'):
-    """Nested dicts/lists/tuples of tensors, arrays and plain values are equal, bit for bit."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            assert_same(a[key], b[key], f'{path}/{key}')
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for index, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f'{path}[{index}]')
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, np.ndarray):
-        assert np.array_equal(a, b), path
-    else:
-        assert a == b, path
 
 
 @pytest.fixture(scope='module')
