@@ -45,6 +45,7 @@ CASES = [
     ('--freezed past the layers of D', ['--freezed', '20'],
      '--freezed 20: D has 7 layers in its blocks at 16x16, so 13 of them would freeze nothing; give at most 7'),
     ('JSON nested past the parser', ['--G-kwargs', '[' * 30000 + ']' * 30000], '--G-kwargs: not valid JSON'),
+    ('a tick of no length', ['--tick', '0'], '--tick must be a positive finite number of kimg, got 0'),
     ('custom CUDA ops required without CUDA', ['--cuda-ops', 'require'],
      '--cuda-ops require: bias_act cannot run its CUDA kernel: no CUDA GPU'),
 ]
