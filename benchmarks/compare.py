@@ -4,6 +4,7 @@ over the training loop's phases and peak memory, same networks, data, seed and c
     python benchmarks/compare.py [--method NAME=LOSS_CLASS[:JSON_KWARGS] ...] [--aug noaug|ada|CLASS ...]
                                  [--resolution 16] [--batch 4] [--batch-gpu 4] [--minibatches 32] [--repeats 5]
                                  [--p P] [--device cpu|cuda] [--D-class CLASS] [--memory/--no-memory]
+                                 [--json PATH]
 
 Without --method, the methods are DEFAULT_METHODS; the first one is the baseline of the ratios. Every class is
 imported and its options checked before anything runs (a usage error otherwise); a configuration that still
@@ -47,6 +48,7 @@ for _path in (str(ROOT / 'stylegan2_ada'), str(ROOT)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix  # noqa: E402
 from training.networks import Discriminator, Generator  # noqa: E402
 
 PHASES = [('Gmain', 'G', 1), ('Greg', 'G', 4), ('Dmain', 'D', 1), ('Dreg', 'D', 16)]
@@ -299,7 +301,8 @@ def benchmark(configs, setup, repeats, memory=True):
     A result holds 'wall' and, on the CPU, 'cpu': sec/kimg (median over passes), the ratios 'wall_ratio' and
     'cpu_ratio' to the first available configuration, and 'memory' (MiB, or an error message) when asked."""
     torch.set_num_threads(setup.threads)
-    device = torch.device(setup.device)
+    conv2d_gradfix.enabled = grid_sample_gradfix.enabled = True  # as training_loop.py: R1 through ADA's grid_sample
+    device = torch.device(setup.device)                           # needs its double backward on PyTorch < 2.13
     G, D, data = setup.networks_and_data()
     losses, unavailable = build_losses(configs, setup, G, D)
     cuda_peak = CudaPeak(device) if memory and device.type == 'cuda' else None
@@ -410,8 +413,10 @@ def describe(setup, repeats):
 @click.option('--p', type=click.FloatRange(0, 1), default=None,
               help='Augment probability [default: 0.5 for ada, 1 for a pipe class].')
 @click.option('--memory/--no-memory', default=True, show_default=True, help='Measure peak memory too.')
+@click.option('--json', 'json_path', type=click.Path(dir_okay=False), default=None,
+              help='Also write the results here: {"setup": ..., "results": {name: ...}, "unavailable": {...}}.')
 @setup_options
-def main(methods, augs, p, memory, repeats, **setup_kwargs):
+def main(methods, augs, p, memory, repeats, json_path, **setup_kwargs):
     """Print each method's sec/kimg, its ratio to the first method's, and its peak memory."""
     setup = make_setup(**setup_kwargs)
     methods = [parse_method(spec) for spec in (methods or DEFAULT_METHODS)]
@@ -432,6 +437,9 @@ def main(methods, augs, p, memory, repeats, **setup_kwargs):
     results, unavailable, _ = benchmark(configs, setup, repeats, memory=memory)
     for line in format_table(configs, results, unavailable, torch.device(setup.device).type):
         print(line)
+    if json_path is not None:  # for scripts that size their work from these figures (scripts/gpu_study.py)
+        pathlib.Path(json_path).write_text(json.dumps(dict(setup=describe(setup, repeats), results=results,
+                                                           unavailable=unavailable), indent=2))
     if configs[0].name in unavailable:
         raise click.ClickException(f'the baseline {configs[0].name} could not be built: {unavailable[configs[0].name]}')
     print(f'ratio: median per-pass time over that of {configs[0].name}')

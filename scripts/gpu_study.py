@@ -1,20 +1,25 @@
-"""The GPU study in one command, for a machine with one CUDA GPU (README.md, "The GPU study"): at most --minutes
-(default 9) of wall time, everything under --outdir, with OUTDIR/summary.md:
+"""The GPU study in one command, sized to the machine it will meet: one GPU, 16 cores, a 64 GiB disk, no network,
+a working tree of at most 64 MiB in, at most 8 files of at most 16 MiB out (scripts/returned_files.py), at most
+10 minutes a command (README.md, "The GPU study").
 
-  1. scripts/check_cuda_ops.py: upstream's CUDA ops built and checked against its reference ops;
-  2. benchmarks/compare.py --device cuda --fp16: every loss method's cost against StyleGAN2 + ADA, with
-     upstream's mixed precision as the papers train (64x64, batch 16);
-  3. scripts/study.py --cfg low_shot (the papers' released low-shot config, batch 4): the CPU study's
-     configurations and the backbones', --jobs processes side by side on the one GPU, --kimg each, fid5k_full
-     (ATop-k's protocol) at the end of each run against the first 5,000 Fashion-MNIST training images.
+    python scripts/gpu_study.py --prepare                # here: build the datasets into runs/gpu-study/data
+    python scripts/gpu_study.py --plan                   # here: what will run, travel, take and come back; refuses
+                                                         # a plan over any limit
+    python3 scripts/gpu_study.py --outdir $OUT           # there: the study (the device tool's command)
+    python scripts/score_samples.py --returned DIR ...   # here again: the FIDs of the returned samples
 
-    python scripts/gpu_study.py --prepare --outdir runs/gpu-study   # on any machine: the datasets
-    python scripts/gpu_study.py --outdir runs/gpu-study             # on the GPU machine
-
-The device machine reaches no network, so the datasets are built beforehand (--prepare) and carried with the
-working tree. Each step gets a share of the time and is stopped at it; the study starts only runs whose estimate
-(its CPU defaults times --estimate-scale until it has measured runs) fits. --tiny runs the same three steps on
-the CPU in seconds on synthetic data (the ops check then reports a CPU build), as the tests do.
+Steps, each stopped at its time: (1) scripts/check_cuda_ops.py builds upstream's CUDA ops (training then loads the
+build) and checks them against the reference ops; (2) benchmarks/compare.py times every loss method against
+StyleGAN2 + ADA at the study's own resolution, batch and widths with upstream's mixed precision; (3) the study:
+each configuration of CONFIGS (scripts/study.py's, every adaptive speed at a quarter of the run) trains with
+train.py --cfg low_shot --cuda-ops require, all side by side on the GPU, for the length that step (2)'s measured
+sec/kimg fits into the time left (their sum, as if the GPU ran one process at a time, times TRAINING_OVER_LOSS for
+what the benchmark leaves out), with TICKS ticks and a snapshot at each; beside each training,
+scripts/study_probes.py --device cuda --follow probes every snapshot as it is written and keeps SAMPLES images of
+the last one. The Inception network of the FID (83 MiB) cannot travel, so the FID is computed afterwards, here,
+from those samples (fid1k_full, the CPU study's protocol). After each step, and every PACK_SECONDS during the
+study, OUTDIR is rewritten whole: summary.md, results.json (per step; per run every tick's stats and every
+snapshot's probes), logs.tar.gz, samples-<i>.npz. --tiny runs the same on the CPU in seconds on synthetic data.
 """
 
 import json
@@ -31,118 +36,418 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
-from scripts import children  # noqa: E402
-from scripts.lowshot import build_datasets, fetch_source, find_source  # noqa: E402
-from scripts.study import BACKBONE_CONFIGS, DEFAULT_CONFIGS  # noqa: E402
+from scripts import children, returned_files  # noqa: E402
+from scripts.results import ResultsError, read_jsonl  # noqa: E402
+from scripts.study import config_args  # noqa: E402
 
-METHODS = ['baseline=training.loss.StyleGAN2Loss', 'atopk=plugins.atopk.Loss', 'anda=plugins.anda.Loss',
-           'diggan=plugins.diggan.Loss', 'diggan-lazy=plugins.diggan.Loss:{"cadence": "lazy", "wrt": "before"}',
-           'apa=plugins.apa.Loss', 'lecam=plugins.lecam.Loss',
-           'insgen=plugins.insgen.Loss:{"real_queue_size": 10, "fake_queue_size": 10}']
-SHARES = {'ops': 0.15, 'benchmark': 0.2}  # of the minutes; the study gets the rest but a margin
-MARGIN_SECONDS = 20
+CONFIGS = ('stylegan2', 'ada', 'diffaugment', 'atopk', 'anda', 'diggan', 'apa', 'lecam', 'insgen', 'diffusion-gan')
+BENCHMARK_METHODS = [
+    'baseline=training.loss.StyleGAN2Loss', 'atopk=plugins.atopk.Loss', 'anda=plugins.anda.Loss',
+    'diggan=plugins.diggan.Loss', 'apa=plugins.apa.Loss', 'lecam=plugins.lecam.Loss', 'insgen=plugins.insgen.Loss']
+DATA_DIR = ROOT / 'runs' / 'gpu-study' / 'data'
+CARRY = ('stylegan2_ada', 'runs/gpu-study/data')  # ignored paths the command needs: the patched submodule, the data
+DEVICE_COMMAND = 'PYTHONUNBUFFERED=1 python3 scripts/gpu_study.py --outdir $OUT'
+COMMAND_SECONDS, COMMAND_CHARS, CARRY_BYTES, DISK_BYTES = 600, 2000, 64 * 2 ** 20, 64 * 2 ** 30
+# Seconds: the limits of the first two steps (the study gets what is left of --minutes), then the allowances for
+# train.py's start (imports, networks, the ops' load, the first snapshot), for probing the last snapshots after the
+# trainings end, and for the last packing; tiny mode's on the CPU.
+SECONDS = dict(ops=150, benchmark=90, startup=45, final_probes=30, pack=20)
+TINY_SECONDS = dict(ops=10, benchmark=20, startup=15, final_probes=10, pack=5)
+TRAINING_OVER_LOSS = 1.5  # a training minibatch (optimizer steps, EMA, data, stats) over the benchmark's
+TICKS = 4
+DEFAULT_MINUTES = 9
+SAMPLES, METRIC = 1000, 'fid1k_full'
+PACK_SECONDS, POLL_SECONDS = 30, 3
+TINY = dict(configs=('ada', 'atopk'), minutes=1.25, benchmark=[
+    '--resolution', '16', '--batch', '4', '--minibatches', '2', '--repeats', '1', '--channel-max', '16',
+    '--no-memory'])
+BENCHMARK_SIZE = ['--resolution', '32', '--batch', '4', '--channel-base', '32768', '--channel-max', '512',
+                  '--z-dim', '512', '--minibatches', '16', '--repeats', '2']  # low_shot's networks at 32x32
 
 
-def step(name, command, timeout, log):
-    """Run one step with a time limit; returns its summary entry."""
-    print(f'[{name}] + {shlex.join(command)}', flush=True)
-    started = time.time()
+class Study:
+    """One invocation: its steps, its records, and OUTDIR rewritten after each."""
+
+    def __init__(self, outdir, workdir, minutes, seeds, tiny):
+        self.outdir, self.workdir, self.seeds, self.tiny = outdir, workdir, seeds, tiny
+        self.started = time.time()
+        self.seconds = TINY_SECONDS if tiny else SECONDS
+        self.deadline = self.started + minutes * 60 - self.seconds['pack']
+        self.device = 'cpu' if tiny else 'cuda'
+        self.configs = TINY['configs'] if tiny else CONFIGS
+        self.train_zip, self.reference_zip = datasets(workdir, tiny)
+        self.results = dict(machine=machine(), tiny=tiny, steps=[], runs={})
+        self.samples, self.last_pack = {}, 0
+
+    def runs(self):
+        return [f'{name}-seed{seed}' for seed in self.seeds for name in self.configs]
+
+    def logs(self):
+        return sorted(self.workdir.glob('*.log'))
+
+    # ------------------------------------------------------------------------------------------------------------
+
+    def step(self, name, key, command):
+        """Run a step's command until it ends or its limit; record it and rewrite OUTDIR."""
+        limit = min(self.seconds[key], self.deadline - time.time())
+        log = self.workdir / f'{name.replace(" ", "-")}.log'
+        print(f'[{name}] + {shlex.join(command)}', flush=True)
+        started = time.time()
+        with open(log, 'w') as out:
+            process = children.popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                status = process.wait(timeout=max(limit, 1))
+            except subprocess.TimeoutExpired:
+                stop(process)
+                status = 'stopped at its time limit'
+        self.results['steps'].append(dict(name=name, command=shlex.join(command), status=status,
+                                          seconds=round(time.time() - started), limit=round(limit),
+                                          tail=log.read_text(errors='replace').splitlines()[-25:]))
+        self.pack(force=True)
+        return status
+
+    def benchmark(self):
+        """Step 2; returns its measured wall sec/kimg per method (empty when it failed)."""
+        path = self.workdir / 'benchmark.json'
+        methods = [arg for method in (BENCHMARK_METHODS[:2] if self.tiny else BENCHMARK_METHODS)
+                   for arg in ('--method', method)]
+        self.step('benchmark', 'benchmark', [sys.executable, 'benchmarks/compare.py', '--device', self.device, '--fp16', '--aug',
+                                'ada', *methods, *(TINY['benchmark'] if self.tiny else BENCHMARK_SIZE), '--json',
+                                str(path)])
+        if not path.is_file():
+            return {}
+        measured = json.loads(path.read_text())
+        self.results['benchmark'] = measured
+        return {name: result['wall'] for name, result in measured['results'].items()}
+
+    def study(self, sec_per_kimg):
+        """Step 3 (see the module docstring)."""
+        started = time.time()
+        record = dict(name='study', status=0, seconds=0, limit=round(self.deadline - started))
+        self.results['steps'].append(record)
+        kimg = self.run_length(sec_per_kimg, self.deadline - started)
+        record['kimg'] = kimg
+        if kimg is None:
+            record['status'] = 'not started: the benchmark measured nothing to size the runs from'
+        elif kimg < 4 * 0.004 * TICKS:
+            record['status'] = f'not started: {kimg:g} kimg fit, less than {TICKS} ticks of 4 minibatches'
+        if record['status'] != 0:
+            self.pack(force=True)
+            return record['status']
+        trainings = {run: self.start_training(run, kimg) for run in self.runs()}
+        probes, train_deadline = {}, self.deadline - self.seconds['final_probes']
+        while True:
+            for run, process in trainings.items():
+                run_dir = self.run_dir(run)
+                if run not in probes and run_dir is not None:
+                    probes[run] = self.start_probes(run, run_dir)
+                if process.poll() is None and time.time() > train_deadline:
+                    stop(process)
+                if process.poll() is not None:
+                    (self.workdir / f'{run}.ended').touch()
+            self.update_runs(trainings, probes)
+            self.pack()
+            if all(process.poll() is not None for process in [*trainings.values(), *probes.values()]):
+                break
+            if time.time() > self.deadline:
+                for process in probes.values():
+                    stop(process)
+            time.sleep(POLL_SECONDS)
+        self.update_runs(trainings, probes)
+        record['seconds'] = round(time.time() - started)
+        failed = [run for run, process in trainings.items() if process.returncode not in (0, -signal.SIGTERM)]
+        record['status'] = f'failed: {", ".join(failed)}' if failed else 0
+        self.pack(force=True)
+        return record['status']
+
+    def run_length(self, sec_per_kimg, seconds):
+        """kimg of every run: what the measured sec/kimg fit into the time (two significant digits, down)."""
+        baseline = sec_per_kimg.get('baseline')
+        if baseline is None:
+            return None
+        total = sum(TRAINING_OVER_LOSS * sec_per_kimg.get(name.split('-seed')[0], baseline) for name in self.runs())
+        kimg = max(seconds - self.seconds['startup'] - self.seconds['final_probes'], 0) / total
+        self.results['estimate'] = dict(sec_per_kimg=sec_per_kimg, side_by_side_sec_per_kimg=round(total, 3),
+                                        seconds=round(seconds), kimg=kimg)
+        return float(f'{kimg:.2g}') if kimg > 0 else 0.0
+
+    def train_command(self, run, kimg):
+        name, seed = run.split('-seed')
+        return [sys.executable, 'stylegan2_ada/train.py', '--outdir', str(self.workdir / run), '--data',
+                str(self.train_zip), '--cfg', 'cpu' if self.tiny else 'low_shot', '--kimg', f'{kimg:g}', '--tick',
+                f'{kimg / TICKS:g}', '--snap', '1', '--seed', seed, '--metrics', 'none', '--workers', '1',
+                '--cuda-ops', 'auto' if self.tiny else 'require', *config_args(name, kimg)]
+
+    def start_training(self, run, kimg):
+        command = self.train_command(run, kimg)
+        self.results['runs'][run] = dict(command=shlex.join(command).replace(str(self.workdir), '{WORK}'),
+                                         started=round(time.time() - self.started))
+        return spawn(command, self.workdir / f'{run}.log')
+
+    def start_probes(self, run, run_dir):
+        return spawn([sys.executable, 'scripts/study_probes.py', '--run', str(run_dir), '--data', str(self.train_zip),
+                      '--reference', str(self.reference_zip), '--device', self.device, '--samples', str(SAMPLES),
+                      '--follow', str(self.workdir / f'{run}.ended'), '--delete-probed'],
+                     self.workdir / f'{run}-probes.log')
+
+    def run_dir(self, run):
+        found = sorted((self.workdir / run).glob('*/training_options.json'))
+        return found[-1].parent if found else None
+
+    def update_runs(self, trainings, probes):
+        """Every run's ticks (stats.jsonl: each stat's mean), probes and samples so far, and its status."""
+        for run, process in trainings.items():
+            entry, run_dir = self.results['runs'][run], self.run_dir(run)
+            entry['status'] = 'training' if process.poll() is None else 'finished' if process.returncode == 0 else \
+                'stopped at the deadline' if process.returncode == -signal.SIGTERM else f'failed ({process.returncode})'
+            if run in probes:
+                entry['probes_status'] = 'probing' if probes[run].poll() is None else probes[run].returncode
+            if run_dir is None:
+                continue
+            entry['ticks'] = [tick_record(row) for _, row in read_rows(run_dir / 'stats.jsonl')]
+            entry['probes'] = [row for _, row in read_rows(run_dir / 'probes.jsonl')]
+            if (run_dir / 'samples.npz').is_file():
+                self.samples[run] = run_dir / 'samples.npz'
+
+    def pack(self, force=False):
+        if force or time.time() - self.last_pack > PACK_SECONDS:
+            self.results['seconds'] = round(time.time() - self.started)
+            returned_files.pack(self.outdir, summary(self.results), self.results, self.logs(), self.samples,
+                                sample_groups(self.runs(), self.tiny))
+            self.last_pack = time.time()
+
+
+def tick_record(row):
+    """A stats.jsonl row as {stat: mean}, but for the non-finite gradient counts (patch 0035) their sum over the
+    tick, the number of entries that nan_to_num replaced."""
+    return {key: value['mean'] * (value['num'] if key.startswith('Gradients/nonfinite/') else 1)
+            for key, value in row.items() if isinstance(value, dict) and value.get('num')}
+
+
+def read_rows(path):
+    try:
+        return read_jsonl(path) if path.is_file() else []
+    except ResultsError:  # a row being written
+        return []
+
+
+def spawn(command, log):
     with open(log, 'w') as out:
-        process = children.popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            rc = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # with its children: the study's training processes
-            process.wait()
-            rc = 'stopped at its time limit'
-    tail = Path(log).read_text(errors='replace').splitlines()[-25:]
-    return dict(name=name, command=shlex.join(command), status=rc, seconds=round(time.time() - started),
-                limit=round(timeout), tail=tail)
+        return children.popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                              env=dict(os.environ, OMP_NUM_THREADS='1'))
 
 
-def write_summary(outdir, entries, tiny):
-    lines = ['# GPU study: summary', '', f'Machine: {machine()}.' + (' Tiny mode on the CPU.' if tiny else ''), '']
-    for entry in entries:
-        ok = 'ok' if entry['status'] == 0 else f'status {entry["status"]}'
-        lines += [f'## {entry["name"]}: {ok}, {entry["seconds"]} s of {entry["limit"]} s', '',
-                  f'    {entry["command"]}', '', '```', *entry['tail'], '```', '']
-    tables = outdir / 'study' / 'tables.md'
-    if tables.is_file():
-        lines += ['## Study tables', '', *tables.read_text().splitlines()[2:]]
-    (outdir / 'summary.md').write_text('\n'.join(lines) + '\n')
+def stop(process):
+    """SIGTERM to the process and its children (train.py writes no half file), then wait."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def sample_bytes(tiny):
+    resolution = 16 if tiny else 32
+    return SAMPLES * 3 * resolution * resolution
+
+
+def sample_groups(runs, tiny):
+    return returned_files.sample_files({run: sample_bytes(tiny) for run in runs})
 
 
 def machine():
     import torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
-    return f'PyTorch {torch.__version__}, {gpu}'
+    return f'Python {sys.version.split()[0]}, PyTorch {torch.__version__}, {gpu}, {os.cpu_count()} cores'
 
 
-def datasets(outdir, tiny):
-    """(training zip, reference zip) under OUTDIR/data: Fashion-MNIST's, or in tiny mode 16 synthetic images."""
-    data = outdir / 'data'
+def datasets(workdir, tiny):
+    """(training zip, reference zip): Fashion-MNIST's from --prepare, or in tiny mode 16 synthetic images."""
     if tiny:
-        path = data / 'primitives-ps-16.zip'
+        path = workdir / 'primitives-ps-16.zip'
         if not path.is_file():
-            data.mkdir(parents=True, exist_ok=True)
+            workdir.mkdir(parents=True, exist_ok=True)
             children.run([sys.executable, '-m', 'plugins.primitives', '--outdir', str(path), '--count', '16',
-                            '--resolution', '16', '--synth', 'primitives-ps', '--seed', '0', '--workers', '1'],
-                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                          '--resolution', '16', '--synth', 'primitives-ps', '--seed', '0', '--workers', '1'],
+                         cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         return path, path
-    ready = data / 'fmnist100-32.zip', data / 'fmnist-full-32.zip'
-    if all(path.is_file() for path in ready):  # built beforehand (--prepare) and carried
-        return ready
-    return build_datasets(find_source(None, outdir / 'cache') or fetch_source(outdir / 'cache'), data, 100, 32, 0,
-                          5000)
+    ready = DATA_DIR / 'fmnist100-32.zip', DATA_DIR / 'fmnist-full-32.zip'
+    missing = [str(path) for path in ready if not path.is_file()]
+    if missing:
+        raise click.ClickException(f'{", ".join(missing)}: missing; run `python scripts/gpu_study.py --prepare` here '
+                                   f'and carry {CARRY[1]}')
+    return ready
+
+
+def summary(results):
+    """summary.md: each step, the benchmark, and a line per run (what it reached, its last probes)."""
+    lines = ['# GPU study: summary', '', f'{results["machine"]}.' + (' Tiny mode on the CPU.' if results['tiny'] else ''),
+             f'{results.get("seconds", 0)} s so far.', '']
+    for step in results['steps']:
+        ok = 'ok' if step['status'] == 0 else f'status {step["status"]}'
+        lines += [f'## {step["name"]}: {ok}, {step["seconds"]} s of {step["limit"]} s', '']
+        if 'command' in step:
+            lines += [f'    {step["command"]}', '', '```', *step['tail'], '```', '']
+    if 'estimate' in results:
+        estimate = results['estimate']
+        lines += [f'Study length: {estimate["kimg"]:.3g} kimg fit {estimate["seconds"]} s at '
+                  f'{estimate["side_by_side_sec_per_kimg"]:g} sec/kimg side by side (benchmark x '
+                  f'{TRAINING_OVER_LOSS:g}, summed).', '']
+    if results['runs']:
+        lines += ['| run | status | kimg | sec/kimg (last tick) | non-finite gradients | real / fake score | '
+                  'jigsaw / rotation leak |', '| --- | --- | --- | --- | --- | --- | --- |']
+        for run, entry in results['runs'].items():
+            tick = entry.get('ticks', [{}])[-1] if entry.get('ticks') else {}
+            probe = entry.get('probes', [{}])[-1] if entry.get('probes') else {}
+            nonfinite = sum(value for row in entry.get('ticks', []) for key, value in row.items()
+                            if key.startswith('Gradients/nonfinite/'))
+            lines.append(f'| {run} | {entry.get("status", "?")} | {tick.get("Progress/kimg", 0):.3g} | '
+                         f'{tick.get("Timing/sec_per_kimg", float("nan")):.3g} | {nonfinite:g} | '
+                         f'{probe.get("real_score", float("nan")):.3g} / {probe.get("fake_score", float("nan")):.3g} | '
+                         f'{probe.get("jigsaw_rate", float("nan")):.3g} / {probe.get("rotation_rate", float("nan")):.3g} |')
+    return '\n'.join(lines) + '\n'
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The plan: what will run, travel, take and come back, checked against the machine's limits without running.
+
+RETURNED_CAPS = {'summary.md': 2 ** 20, 'results.json': 4 * 2 ** 20, 'logs.tar.gz': 4 * 2 ** 20}  # bounds: KiB a run
+
+
+def plan(minutes, seeds, tiny, workdir):
+    """(lines to print, problems): the steps' times, the runs, the carry, the disk and the returned files."""
+    problems, lines = [], []
+    seconds, limits = minutes * 60, TINY_SECONDS if tiny else SECONDS
+    study_seconds = seconds - limits['pack'] - limits['ops'] - limits['benchmark']
+    lines += [f'Time: {seconds:.0f} s in all: CUDA ops at most {limits["ops"]} s, benchmark at most '
+              f'{limits["benchmark"]} s, the study what is left (at least {study_seconds:.0f} s: '
+              f'{limits["startup"]} s to start, a length that the benchmark\'s sec/kimg fit, {limits["final_probes"]} '
+              f's for the last probes), {limits["pack"]} s to pack.']
+    if seconds > COMMAND_SECONDS - 30 and not tiny:
+        problems.append(f'--minutes {minutes:g}: {seconds:.0f} s leave less than 30 s of the command\'s '
+                        f'{COMMAND_SECONDS} s for the start of Python and the copies')
+    if study_seconds < limits['startup'] + limits['final_probes'] + 10:
+        problems.append(f'--minutes {minutes:g}: {study_seconds:.0f} s for the study, too little to train')
+    study = Study.__new__(Study)
+    study.seeds, study.tiny, study.workdir = seeds, tiny, workdir
+    study.configs = TINY['configs'] if tiny else CONFIGS
+    runs = study.runs()
+    lines += [f'Runs: {len(runs)} side by side ({", ".join(runs)}), each --cfg {"cpu" if tiny else "low_shot"}, '
+              f'{TICKS} ticks and a snapshot at each, {SAMPLES} samples of its last snapshot.']
+    carry = carried_bytes()
+    lines += [f'Carry: {", ".join(CARRY)}; with the tracked files {carry / 2 ** 20:.1f} MiB of '
+              f'{CARRY_BYTES // 2 ** 20} MiB.']
+    if carry > CARRY_BYTES:
+        problems.append(f'the working tree and carry are {carry / 2 ** 20:.1f} MiB, over {CARRY_BYTES // 2 ** 20} MiB')
+    snapshot = snapshot_bytes(datasets(workdir, tiny)[0], tiny)
+    disk = len(runs) * (2 * snapshot + 2 * sample_bytes(tiny))
+    worst = len(runs) * (TICKS + 1) * snapshot
+    lines += [f'Disk: snapshots of about {snapshot / 2 ** 20:.0f} MiB (networks and Adam moments), each deleted once '
+              f'probed and no longer the last: {disk / 2 ** 30:.1f} GiB for the {len(runs)} runs, of '
+              f'{DISK_BYTES // 2 ** 30} GiB ({worst / 2 ** 30:.1f} GiB if the probes fell behind entirely).']
+    if disk > DISK_BYTES / 2:  # the system, the image and PyTorch's share the disk
+        problems.append(f'the runs need {disk / 2 ** 30:.1f} GiB, over half of the {DISK_BYTES // 2 ** 30} GiB disk')
+    try:
+        groups = sample_groups(runs, tiny)
+    except ValueError as err:
+        groups, problems = [], problems + [str(err)]
+    files = dict(RETURNED_CAPS, **{f'samples-{index}.npz': sum(sample_bytes(tiny) + returned_files.NPZ_OVERHEAD_BYTES
+                                                                 for _ in group) for index, group in enumerate(groups)})
+    lines += ['Returned (at most, from $OUT): ' + ', '.join(f'{name} {size / 2 ** 20:.1f} MiB'
+                                                           for name, size in files.items())]
+    problems += returned_files.layout_problems(files)
+    command = device_command(minutes, seeds)
+    lines += [f'Device call: run(command={command!r}, carry={list(CARRY)}, timeout_s={COMMAND_SECONDS})']
+    if len(command) > COMMAND_CHARS:
+        problems.append(f'the command has {len(command)} characters, over {COMMAND_CHARS}')
+    return lines, problems
+
+
+def device_command(minutes, seeds):
+    return DEVICE_COMMAND + (f' --minutes {minutes:g}' if minutes != DEFAULT_MINUTES else '') + \
+        (f' --seeds {",".join(map(str, seeds))}' if seeds != [0] else '')
+
+
+def carried_bytes():
+    """Bytes of what travels: the tracked and untracked-not-ignored files, and the carried paths."""
+    listed = children.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=ROOT,
+                          capture_output=True, check=True).stdout.decode().split('\0')
+    paths = [ROOT / name for name in listed if name] + [path for carried in CARRY
+                                                       for path in (ROOT / carried).rglob('*')]
+    return sum(path.stat().st_size for path in paths if path.is_file() and not path.is_symlink())
+
+
+def snapshot_bytes(train_zip, tiny):
+    """A snapshot's size from the networks train.py would build (parameters and buffers of G, G_ema and D, Adam's
+    two moments of G and D), 4 bytes a number, a quarter more for the rest (augment pipe, a loss's own state)."""
+    import dnnlib
+    from scripts.dry_run import dry_run
+    code, output = dry_run(['--outdir', '/nonexistent', '--data', str(train_zip), '--cfg', 'cpu' if tiny else 'low_shot'])
+    if code != 0:
+        raise click.ClickException(f'train.py --dry-run failed:\n{output[-2000:]}')
+    options = output[output.index('Training options:'):output.index('Output directory:')]
+    options = json.loads(options[options.index('{'):])
+    common = dict(c_dim=0, img_resolution=options['training_set_kwargs']['resolution'], img_channels=3)
+    G = dnnlib.util.construct_class_by_name(**options['G_kwargs'], **common)
+    D = dnnlib.util.construct_class_by_name(**options['D_kwargs'], **common)
+    numbers = lambda tensors: sum(tensor.numel() for tensor in tensors)  # noqa: E731
+    weights = numbers([*G.parameters(), *G.buffers()]) * 2 + numbers([*D.parameters(), *D.buffers()])
+    moments = 2 * numbers([*G.parameters(), *D.parameters()])
+    return int(1.25 * 4 * (weights + moments))
+
+
+def prepare():
+    from scripts.lowshot import build_datasets, fetch_source, find_source
+    cache = DATA_DIR.parent / 'cache'
+    return build_datasets(find_source(None, cache) or fetch_source(cache), DATA_DIR, 100, 32, 0, 5000)
 
 
 @click.command()
-@click.option('--outdir', type=click.Path(file_okay=False), default=str(ROOT / 'runs' / 'gpu-study'),
-              show_default=True)
-@click.option('--minutes', type=click.FloatRange(min=1), default=9, show_default=True, help='Wall-time budget.')
-@click.option('--kimg', type=click.FloatRange(min=0, min_open=True), default=10, show_default=True,
-              help='Length of each study run.')
-@click.option('--seeds', default='0,1', show_default=True)
-@click.option('--jobs', type=click.IntRange(min=1), default=12, show_default=True,
-              help='Study runs side by side on the GPU.')
-@click.option('--estimate-scale', type=click.FloatRange(min=0, min_open=True), default=0.3, show_default=True,
-              help="The study's estimates against its CPU defaults (a guess until the first GPU run is measured).")
-@click.option('--prepare', is_flag=True, help='Only build the datasets (needs apt-get or Fashion-MNIST).')
-@click.option('--tiny', is_flag=True, help='The three steps on the CPU in seconds, on synthetic data.')
-def main(outdir, minutes, kimg, seeds, jobs, estimate_scale, prepare, tiny):
+@click.option('--outdir', type=click.Path(file_okay=False), default=None,
+              help="What comes back: the device's $OUT (empty, or holding only this study's files).")
+@click.option('--workdir', type=click.Path(file_okay=False), default='/tmp/gpu-study', show_default=True,
+              help='Runs, snapshots and logs (they do not come back).')
+@click.option('--minutes', type=click.FloatRange(min=1), default=None, help='Wall time [default: 9, tiny: 4].')
+@click.option('--seeds', default='0', show_default=True, help='Comma-separated seeds of every configuration.')
+@click.option('--prepare', 'only_prepare', is_flag=True, help='Only build the datasets (needs Fashion-MNIST).')
+@click.option('--plan', 'only_plan', is_flag=True, help='Print the plan, check it against the limits, run nothing.')
+@click.option('--tiny', is_flag=True, help='The same steps on the CPU in seconds, on synthetic data.')
+def main(outdir, workdir, minutes, seeds, only_prepare, only_plan, tiny):
     """The GPU study (see the module docstring)."""
-    started = time.time()
-    outdir = Path(outdir).resolve()
-    train_zip, reference_zip = datasets(outdir, tiny)
-    if prepare:
-        print(f'datasets ready: {train_zip}, {reference_zip}; carry {outdir / "data"} to the GPU machine')
+    from scripts.lowshot import parse_seeds
+    seeds = parse_seeds(seeds)
+    minutes = minutes or (TINY['minutes'] if tiny else DEFAULT_MINUTES)
+    if only_prepare:
+        train_zip, reference_zip = prepare()
+        print(f'datasets ready: {train_zip}, {reference_zip}; carry {CARRY[1]}')
         return
+    workdir = Path(workdir).resolve()
+    lines, problems = plan(minutes, seeds, tiny, workdir)
+    print('\n'.join(lines))
+    if problems:
+        raise click.ClickException('the plan breaks the limits:\n  ' + '\n  '.join(problems))
+    if only_plan:
+        return
+    if outdir is None:
+        raise click.UsageError('give --outdir (on the device: $OUT)')
+    outdir = Path(outdir).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
-    budget = minutes * 60
-    device = 'cpu' if tiny else 'cuda'
-    python = sys.executable
-    entries = [step('CUDA ops', [python, 'scripts/check_cuda_ops.py'], SHARES['ops'] * budget, outdir / 'ops.log')]
-    size = ['--resolution', '16', '--batch', '4', '--minibatches', '2', '--repeats', '1', '--channel-max', '16',
-            '--no-memory'] if tiny else ['--resolution', '64', '--batch', '16', '--minibatches', '32', '--repeats', '3',
-                      '--channel-max', '256']
-    methods = [arg for method in (METHODS[:2] if tiny else METHODS) for arg in ('--method', method)]
-    entries.append(step('benchmark', [python, 'benchmarks/compare.py', '--device', device, '--fp16', '--aug', 'ada',
-                                      *methods, *size], SHARES['benchmark'] * budget, outdir / 'benchmark.log'))
-    left = budget - (time.time() - started) - MARGIN_SECONDS
-    configs = ['atopk'] if tiny else [*DEFAULT_CONFIGS, *BACKBONE_CONFIGS]
-    study = [python, 'scripts/study.py', '--outdir', str(outdir / 'runs'), '--results', str(outdir / 'study'),
-             '--cfg', 'cpu' if tiny else 'low_shot', '--kimg', '0.02' if tiny else f'{kimg:g}', '--seeds', seeds,
-             '--configs', ','.join(configs), '--jobs', str(jobs), '--hours', f'{max(left, 1) / 3600:.4f}',
-             '--metric', 'none' if tiny else 'fid5k_full', '--metric-points', '1', '--curve-points', '2',
-             '--snap-kimg', '0.1' if tiny else f'{kimg / 2:g}', '--estimate-scale', f'{estimate_scale:g}',
-             '--data', str(train_zip), '--reference', str(reference_zip)]
-    entries.append(step('study', study, max(left, 1), outdir / 'study.log'))
-    write_summary(outdir, entries, tiny)
-    (outdir / 'summary.json').write_text(json.dumps(entries, indent=2))
-    print(f'summary: {outdir / "summary.md"} ({time.time() - started:.0f} s)')
-    failed = [entry['name'] for entry in entries if entry['status'] != 0 and not (tiny and entry['name'] == 'CUDA ops')]
-    if failed:
-        sys.exit(f'failed: {", ".join(failed)} (logs in {outdir})')
+    foreign = [name for name in returned_files.returned_layout(outdir) if name not in RETURNED_CAPS and
+               not name.startswith('samples-')]
+    if foreign:
+        raise click.UsageError(f'{outdir} holds other files ({", ".join(foreign[:3])}); they would count against '
+                               f'the {returned_files.MAX_FILES} files that come back')
+    workdir.mkdir(parents=True, exist_ok=True)
+    study = Study(outdir, workdir, minutes, seeds, tiny)
+    ops = study.step('CUDA ops', 'ops', [sys.executable, 'scripts/check_cuda_ops.py'])
+    if ops != 0 and not tiny:  # --cuda-ops require would refuse every run
+        sys.exit(f'the CUDA ops did not build: see {outdir / "summary.md"}')
+    measured = study.benchmark()
+    status = study.study(measured)
+    print(f'summary: {outdir / "summary.md"} ({time.time() - study.started:.0f} s)')
+    problems = returned_files.layout_problems(returned_files.returned_layout(outdir))
+    if problems or status != 0:
+        sys.exit('; '.join(problems + ([f'study: {status}'] if status != 0 else [])))
 
 
 if __name__ == '__main__':

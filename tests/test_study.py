@@ -174,20 +174,6 @@ def test_machine_description_names_the_cpu_type_and_its_vector_instructions():
     assert machine_description('').startswith('unknown CPU, ')
 
 
-def test_gpu_study_runs_its_three_steps_in_tiny_mode_with_a_summary(tmp_path):
-    result = subprocess.run([sys.executable, 'scripts/gpu_study.py', '--tiny', '--outdir', str(tmp_path), '--seeds', '0',
-                             '--jobs', '2'], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = (tmp_path / 'summary.md').read_text()
-    assert '## CUDA ops: status 1' in summary and 'this PyTorch is a CPU build' in summary  # no GPU here
-    assert '## benchmark: ok' in summary and 'device cpu, 1 thread(s), FP16, augmentation ada' in summary
-    assert '## study: ok' in summary and '1 of 1 runs done.' in summary
-    assert '| + ATop-k | 0 |' in summary and 'Metric: `none`' not in summary  # no metric: none named
-    entries = json.loads((tmp_path / 'summary.json').read_text())
-    assert [entry['name'] for entry in entries] == ['CUDA ops', 'benchmark', 'study']
-    assert (tmp_path / 'study' / 'runs' / 'atopk-seed0' / 'done.json').is_file()
-
-
 def test_probes_measure_a_timestep_conditioned_discriminator_too():
     sys.path.insert(0, str(ROOT / 'scripts'))
     from study_probes import scores_and_norms
