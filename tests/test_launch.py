@@ -3,6 +3,7 @@ one process each on 127.0.0.1, and two processes started as srun starts them (SL
 same run, bit for bit, on the CPU with gloo; two machines resume it exactly, and end together when one's process is
 killed."""
 
+import json
 import os
 import pickle
 import signal
@@ -162,3 +163,53 @@ def test_the_first_node_of_a_slurm_node_list(nodelist, first, monkeypatch):
     from torch_utils import launch
     monkeypatch.setenv('PATH', '')  # no scontrol: the list is parsed
     assert launch.first_node(nodelist) == first
+
+
+METRIC_SCRIPT = '''
+import sys
+sys.path[:0] = [{stylegan!r}, {root!r}]
+import torch
+from metrics import metric_main, metric_utils
+
+def features(images):  # a cheap detector in place of Inception: each image's per-channel mean and deviation
+    x = images.to(torch.float64)
+    return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
+metric_utils.get_feature_detector = lambda **_: lambda images, **_: features(images)
+
+@metric_main.register_metric
+def dataset_features(opts):  # every process reads its share of the images; the features are gathered
+    opts.cache = False  # each launch computes them
+    stats = metric_utils.compute_feature_stats_for_dataset(opts, detector_url='test-stub', detector_kwargs={{}},
+                                                           capture_all=True, max_items=None)
+    return dict(dataset_features=float(stats.get_all().sum()), items=stats.num_items)
+
+if __name__ == '__main__':
+    import calc_metrics
+    calc_metrics.calc_metrics()
+'''
+
+
+def test_calc_metrics_shares_one_metric_between_torchruns_processes(runs, launch_dir, dataset16, tmp_path):
+    """The same metric by one process, by --gpus 2 (spawned) and by torchrun's two processes: one result each,
+    written by rank 0 alone, every image counted once."""
+    (run_dir,) = [path for path in (launch_dir / 'spawn').iterdir() if path.is_dir()]
+    for name in ('training_options.json', max(run_dir.glob('network-snapshot-*.pkl')).name):
+        (tmp_path / name).write_bytes((run_dir / name).read_bytes())
+    script = tmp_path / 'metric_under_launch.py'
+    script.write_text(METRIC_SCRIPT.format(stylegan=str(ROOT / 'stylegan2_ada'), root=str(ROOT)))
+    args = [script, '--metrics', 'dataset_features', '--data', dataset16,
+            '--network', next(tmp_path.glob('network-snapshot-*.pkl'))]
+    env = dict(DNNLIB_CACHE_DIR=str(tmp_path / 'cache'))
+    finish(start([sys.executable, *args], env))
+    finish(start([sys.executable, *args, '--gpus', '2'], env))
+    torchrun = start([*TORCHRUN, '--nproc-per-node', '2', '--master-port', free_port(), *args], env)
+    output, _ = torchrun.communicate(timeout=600)
+    assert torchrun.returncode == 0, output[-3000:]
+    assert output.count('Calculating dataset_features...') == 1  # rank 0 alone prints
+    rows = [json.loads(line) for line in (tmp_path / 'metric-dataset_features.jsonl').read_text().splitlines()]
+    assert [row['num_gpus'] for row in rows] == [1, 2, 2]
+    assert all(row['results']['items'] == 16 for row in rows)
+    assert rows[1]['results'] == rows[0]['results'] == rows[2]['results']
+    failed = start([*TORCHRUN, '--nproc-per-node', '2', '--master-port', free_port(), *args, '--gpus', '3'], env)
+    output, _ = failed.communicate(timeout=600)
+    assert failed.returncode != 0 and '--gpus 3: torchrun started 2 processes' in output
