@@ -24,7 +24,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 UPSTREAM = PROJECT / 'stylegan2_ada'
 PATCH_DIR = PROJECT / 'patches'
-REFRESH_HINT = "To refresh the series for a new upstream commit, follow README.md, section 'Refreshing the patches'."
+REFRESH_HINT = "To refresh the series for a new upstream commit, follow docs/patches.md, section 'Refreshing the patches'."
 
 
 class SeriesError(Exception):
@@ -102,7 +102,7 @@ def applied_count(pinned, patches):
     changed = git('diff', '--name-only', trees[-1], current).stdout.split()
     raise SeriesError('stylegan2_ada has changes that are not (a prefix of) the patch series, in:\n  '
                       + '\n  '.join(changed) + '\nNothing in the project edits upstream files except this tool. '
-                      'Keep your change as a new patch (README.md, "Refreshing the patches"), or discard it with\n'
+                      'Keep your change as a new patch (docs/patches.md, "Refreshing the patches"), or discard it with\n'
                       '  git -C stylegan2_ada checkout -- . && git -C stylegan2_ada clean -fd\nand apply again.')
 
 

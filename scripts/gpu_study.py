@@ -1,6 +1,6 @@
 """The GPU study in one command, sized to the machine it will meet: one GPU, 16 cores, a 64 GiB disk, no network,
 a working tree of at most 64 MiB in, at most 8 files of at most 16 MiB out (scripts/returned_files.py), at most
-10 minutes a command (README.md, "The GPU study").
+10 minutes a command (docs/gpu-study.md).
 
     python scripts/gpu_study.py --prepare                # here: build the datasets into runs/gpu-study/data
     python scripts/gpu_study.py --plan                   # here: what will run, travel, take and come back; refuses

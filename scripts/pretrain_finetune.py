@@ -1,7 +1,7 @@
 """The Primitives-PS protocol in one command: synthesize a pretraining set at the target's resolution, pretrain
 StyleGAN2 on it with upstream's train.py, fine-tune all of G, D and G_ema on the target (`--resume` from the last
 pretraining snapshot), train from scratch on the target with the same seed and duration for comparison, and
-compare their FIDs. Run `.venv/bin/python scripts/pretrain_finetune.py --help`; see README.md, "Pretraining
+compare their FIDs. Run `.venv/bin/python scripts/pretrain_finetune.py --help`; see docs/methods.md, "Pretraining
 on Primitives-PS".
 """
 

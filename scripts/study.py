@@ -1,4 +1,4 @@
-"""The CPU study (README.md, "The CPU study"): each paper's mechanism on 100 Fashion-MNIST images, several seeds,
+"""The CPU study (docs/studies.md, "The CPU study"): each paper's mechanism on 100 Fashion-MNIST images, several seeds,
 time-compressed, resumable, its small results kept in the repository.
 
     python scripts/study.py --outdir runs/study-cpu --results docs/study-cpu [--kimg 40] [--seeds 0,1,2]

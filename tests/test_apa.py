@@ -1,6 +1,6 @@
 """APA (plugins.apa): the pseudo reals against an independent computation, the fakes detached from G, p from each
 source, and option errors. train.py runs with the other methods are in test_plugin_loss.py; the released loss
-(EndlessSora/DeceiveD) gave the same gradients bit for bit in a scratch comparison (README, "APA")."""
+(EndlessSora/DeceiveD) gave the same gradients bit for bit in a scratch comparison (docs/methods.md, "APA")."""
 
 import pytest
 import torch

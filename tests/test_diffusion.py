@@ -1,7 +1,7 @@
 """Diffusion-GAN (plugins.diffusion): the schedules, T's trajectory with p, the timestep table and q(x_t | x_0)
 against independent computations, the timestep-conditioned D against upstream's D with t as a label, and
 train.py runs. The released functions (get_beta_schedule, q_sample, update_T's T, the D) gave the same numbers in
-a scratch comparison (README, "Diffusion-GAN"); exact resume and two ranks are in test_reliability.py."""
+a scratch comparison (docs/methods.md, "Diffusion-GAN"); exact resume and two ranks are in test_reliability.py."""
 
 import json
 import math

@@ -14,7 +14,7 @@ class DigGAN(Method):
     """weight * mean_i (||grad_x D(x_real_i)||_2 - ||grad_x D(x_fake_i)||_2)^2 added to D's loss (DigGAN's R): the
     gradient of the raw logits with respect to D's input, second-order gradients into D, the fakes detached.
 
-    The defaults are the released BigGAN code's (`DiffAugment-biggan-cifar/train_fns.py`); README.md ("DigGAN")
+    The defaults are the released BigGAN code's (`DiffAugment-biggan-cifar/train_fns.py`); docs/methods.md ("DigGAN")
     compares the options.
     Options:
       weight     > 0 turns it on (default 1000, the StudioGAN configs' value; the authors used 10 at full data and

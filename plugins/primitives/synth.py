@@ -6,7 +6,7 @@ Pure numpy. Every image is a pure function of (synthesizer, seed, index, resolut
 come from `np.random.SeedSequence` children of `[seed, index, synth_id]`, never from global state. The
 released code draws in fixed 256-pixel coordinates; here every shape is drawn from the same integer
 distributions on that 256-pixel design and then scaled by H/256, so other resolutions look like the
-256x256 image resized (the README's Primitives-PS section).
+256x256 image resized (docs/methods.md, "Pretraining on Primitives-PS").
 """
 
 from dataclasses import dataclass
