@@ -7,8 +7,9 @@ over the training loop's phases and peak memory, same networks, data, seed and c
                                  [--json PATH]
 
 Without --method, the methods are DEFAULT_METHODS; the first one is the baseline of the ratios. Every class is
-imported and its options checked before anything runs (a usage error otherwise); a configuration that still
-cannot be built is reported as 'not available: <error>' and the exit status is 1. Every (aug, method) pair is one
+imported and its options checked before anything runs (a usage error otherwise); a configuration that a method
+refuses by its own checks (a ValueError: InsGen without an augment pipe) is reported as 'refused: <reason>', one
+that still cannot be built as 'not available: <error>' and the exit status is then 1. Every (aug, method) pair is one
 configuration: --aug noaug (default), ada (upstream's AugmentPipe 'bgc' with p held at --p, default 0.5: ADA's
 adjustment of p lives in the training loop, not in the loss) or an augment pipe class (p = --p, default 1 as in
 train.py).
@@ -31,6 +32,7 @@ so in-process the configurations would hide each other's peaks.
 
 import dataclasses
 import importlib
+import inspect
 import json
 import math
 import multiprocessing
@@ -48,21 +50,17 @@ for _path in (str(ROOT / 'stylegan2_ada'), str(ROOT)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from plugins.methods import METHODS, preset  # noqa: E402
 from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix  # noqa: E402
 from training.networks import Discriminator, Generator  # noqa: E402
 
 PHASES = [('Gmain', 'G', 1), ('Greg', 'G', 4), ('Dmain', 'D', 1), ('Dreg', 'D', 16)]
 BASELINE = 'training.loss.StyleGAN2Loss'
-DEFAULT_METHODS = (
-    f'baseline={BASELINE}',
-    'atopk=plugins.atopk.Loss',
-    'anda=plugins.anda.Loss',
-    'anda-weighted=plugins.anda.Loss:{"estimator": "weighted"}',
-    'diggan=plugins.diggan.Loss',
-    'diggan-lazy=plugins.diggan.Loss:{"cadence": "lazy", "wrt": "before"}',
-    'apa=plugins.apa.Loss',
-    'lecam=plugins.lecam.Loss',
-)
+REGISTERED_METHODS = (f'baseline={BASELINE}', *(f'{name}={preset(name)}' for name in METHODS))
+VARIANTS = ('anda-weighted=plugins.anda.Loss:{"estimator": "weighted"}',  # the paper's forms that cost more
+            'diggan-lazy=plugins.diggan.Loss:{"cadence": "lazy", "wrt": "before"}')
+DEFAULT_METHODS = REGISTERED_METHODS + VARIANTS
+TRAINING_SET_SIZE = 100  # the run fact a loss may ask for (InsGen's queues): the low-shot papers' 100-shot sets
 UPSTREAM_PIPE = 'training.augment.AugmentPipe'
 BGC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1, contrast=1, lumaflip=1,
            hue=1, saturation=1)   # train.py's --augpipe bgc, which --aug ada uses by default
@@ -191,13 +189,19 @@ def build_augment_pipe(aug, p, device):
     return pipe
 
 
-def build_loss(config, G, D, device, resolution, batch):
+def build_loss(config, G, D, device, resolution, batch, seed=0):
     cls = import_class(config.loss_class)
     if hasattr(cls, 'check_options'):
         cls.check_options(**config.loss_kwargs)
     return cls(device=device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
                augment_pipe=build_augment_pipe(config.aug, config.p, device), r1_gamma=r1_gamma(resolution, batch),
-               **config.loss_kwargs)
+               **run_facts(cls, seed, batch), **config.loss_kwargs)
+
+
+def run_facts(cls, seed, batch):
+    """The facts about the run that train.py passes a loss whose constructor asks for them by name (patch 0013)."""
+    facts = dict(random_seed=seed, training_set_size=TRAINING_SET_SIZE, batch_size=batch)
+    return {key: value for key, value in facts.items() if key in inspect.signature(cls).parameters}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,13 +229,17 @@ class Setup:
 
 
 def build_losses(configs, setup, G, D):
-    """({name: loss}, {name: 'ExceptionType: message'}) for the configurations that could or could not be built."""
+    """({name: loss}, {name: 'refused: reason' or 'not available: ExceptionType: message'}) for the configurations
+    that could or could not be built."""
     losses, unavailable = {}, {}
     for config in configs:
         try:
-            losses[config.name] = build_loss(config, G, D, torch.device(setup.device), setup.resolution, setup.batch)
+            losses[config.name] = build_loss(config, G, D, torch.device(setup.device), setup.resolution, setup.batch,
+                                             setup.seed)
+        except ValueError as err:  # the method's own check of this configuration
+            unavailable[config.name] = f'refused: {err}'
         except Exception as err:  # noqa: BLE001 - any failure to import or build is reported, not fatal
-            unavailable[config.name] = f'{type(err).__name__}: {err}'
+            unavailable[config.name] = f'not available: {type(err).__name__}: {err}'
     return losses, unavailable
 
 
@@ -337,7 +345,7 @@ def format_table(configs, results, unavailable, device_type):
     lines = [header]
     for config in configs:
         if config.name in unavailable:
-            lines.append(f'{config.name:<{width}}  not available: {unavailable[config.name]}')
+            lines.append(f'{config.name:<{width}}  {unavailable[config.name]}')
             continue
         result = results[config.name]
         line = f'{config.name:<{width}}  ' + '  '.join(
@@ -443,7 +451,7 @@ def main(methods, augs, p, memory, repeats, json_path, **setup_kwargs):
     if configs[0].name in unavailable:
         raise click.ClickException(f'the baseline {configs[0].name} could not be built: {unavailable[configs[0].name]}')
     print(f'ratio: median per-pass time over that of {configs[0].name}')
-    if unavailable:
+    if any(message.startswith('not available') for message in unavailable.values()):
         sys.exit(1)
 
 

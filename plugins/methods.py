@@ -19,3 +19,13 @@ def method_class(name):
         raise ValueError(f'unknown method {name!r}; the methods are {", ".join(METHODS)}')
     module_name, _, class_name = METHODS[name].rpartition('.')
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def preset(name):
+    """The class name of the method alone as an upstream loss, its package's `Loss` ('plugins.atopk.Loss')."""
+    return METHODS[name].rsplit('.', 2)[0] + '.Loss'
+
+
+def stats_prefixes():
+    """Each method's training_stats prefix, in the registry's order."""
+    return [method_class(name).stats_prefix for name in METHODS]

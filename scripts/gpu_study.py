@@ -36,14 +36,12 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
+from benchmarks.compare import REGISTERED_METHODS  # noqa: E402
 from scripts import children, returned_files  # noqa: E402
 from scripts.results import ResultsError, read_jsonl  # noqa: E402
 from scripts.study import config_args  # noqa: E402
 
 CONFIGS = ('stylegan2', 'ada', 'diffaugment', 'atopk', 'anda', 'diggan', 'apa', 'lecam', 'insgen', 'diffusion-gan')
-BENCHMARK_METHODS = [
-    'baseline=training.loss.StyleGAN2Loss', 'atopk=plugins.atopk.Loss', 'anda=plugins.anda.Loss',
-    'diggan=plugins.diggan.Loss', 'apa=plugins.apa.Loss', 'lecam=plugins.lecam.Loss', 'insgen=plugins.insgen.Loss']
 DATA_DIR = ROOT / 'runs' / 'gpu-study' / 'data'
 CARRY = ('stylegan2_ada', 'runs/gpu-study/data')  # ignored paths the command needs: the patched submodule, the data
 DEVICE_COMMAND = 'PYTHONUNBUFFERED=1 python3 scripts/gpu_study.py --outdir $OUT'
@@ -109,7 +107,7 @@ class Study:
     def benchmark(self):
         """Step 2; returns its measured wall sec/kimg per method (empty when it failed)."""
         path = self.workdir / 'benchmark.json'
-        methods = [arg for method in (BENCHMARK_METHODS[:2] if self.tiny else BENCHMARK_METHODS)
+        methods = [arg for method in (REGISTERED_METHODS[:2] if self.tiny else REGISTERED_METHODS)
                    for arg in ('--method', method)]
         self.step('benchmark', 'benchmark', [sys.executable, 'benchmarks/compare.py', '--device', self.device, '--fp16', '--aug',
                                 'ada', *methods, *(TINY['benchmark'] if self.tiny else BENCHMARK_SIZE), '--json',

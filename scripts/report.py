@@ -41,9 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from plugins.methods import stats_prefixes  # noqa: E402
 from scripts.results import ResultsError as ReportError, read_json_object, read_jsonl, read_stats  # noqa: E402
 
-CONTROLLER_PREFIXES = ('ATopk/', 'ANDA/', 'DigGAN/', 'APA/', 'LeCam/', 'InsGen/', 'Diffusion/')
+CONTROLLER_PREFIXES = (*(f'{prefix}/' for prefix in stats_prefixes()), 'Diffusion/')  # and Diffusion-GAN's pipe
 PLOT_NAMES = ('fid.png', 'score-gap.png', 'augment-p.png',
               *(f'controllers-{prefix.rstrip("/")}.png' for prefix in CONTROLLER_PREFIXES))
 CONVERGENCE_FRACTION = 0.95     # Primitives-PS: the kimg where a run reaches 95% of the scratch baseline's best FID

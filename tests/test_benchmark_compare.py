@@ -69,6 +69,9 @@ def test_default_methods_with_two_augmentations():
     for aug in ('noaug', 'plugins.diffaug.AugmentPipe'):
         for name, class_name, _ in methods:
             row = rows[f'{name}+{aug}']
+            if name == 'insgen' and aug == 'noaug':  # InsGen makes its two views with the pipe
+                assert row.startswith('refused: InsGen makes two views of every image with the augment pipe')
+                continue
             available = importable(class_name) and (aug == 'noaug' or importable(aug))
             assert row.startswith('not available: ') != available, (name, aug, row)
     assert re.fullmatch(rf'{NUMBER} +1\.000 +{NUMBER} +1\.000', rows['baseline+noaug'])

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from plugins.methods import stats_prefixes
 from tests.conftest import read_stats, run_upstream, train
 from tests.tiny import Batches, make_loss, one_thread, tiny_networks  # noqa: F401 (autouse fixture)
 
@@ -153,7 +154,7 @@ RUNS = [
     ({'insgen': QUEUES, 'anda': {}}, ['--aug', 'plugins.diffaug.AugmentPipe'], ['InsGen', 'ANDA']),
     ({'insgen': QUEUES, 'diggan': {'cadence': 'every'}}, ['--aug', 'fixed', '--p', '0.2'], ['InsGen', 'DigGAN']),
 ]
-PREFIXES = {'ATopk', 'ANDA', 'DigGAN', 'APA', 'LeCam', 'InsGen'}
+PREFIXES = set(stats_prefixes())
 
 
 @pytest.mark.parametrize('options, aug, prefixes', RUNS, ids=['+'.join(r[2]) for r in RUNS])
