@@ -1,5 +1,6 @@
 """The patch tool on a throw-away copy of the project: apply, re-apply, check, revert, and clear failures."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -93,3 +94,9 @@ def test_upstream_at_another_commit_is_refused(project):
     assert result.returncode == 2
     assert 'but the series is made for the pinned commit' in result.stderr
     assert 'git submodule update stylegan2_ada' in result.stderr
+
+
+def test_the_docs_list_every_patch_of_the_series_in_order():
+    patches = sorted((ROOT / 'patches').glob('[0-9][0-9][0-9][0-9]-*.patch'))
+    items = re.findall(r'^(\d+)\. \*\*', (ROOT / 'docs' / 'patches.md').read_text(), re.M)
+    assert [int(item) for item in items] == [int(path.name[:4]) for path in patches] == list(range(1, len(patches) + 1))
