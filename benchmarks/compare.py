@@ -358,7 +358,7 @@ def format_table(configs, results, unavailable, device_type):
 
 
 def setup_options(function):
-    """The command-line options that make a Setup, shared with atopk_overhead.py."""
+    """The command-line options that make a Setup."""
     options = [
         click.option('--resolution', type=int, default=16, show_default=True, help='A power of two >= 4.'),
         click.option('--batch', type=click.IntRange(min=1), default=4, show_default=True),

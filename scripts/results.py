@@ -5,6 +5,7 @@ import gzip
 import json
 import math
 import zlib
+from pathlib import Path
 
 
 class ResultsError(ValueError):
@@ -81,3 +82,8 @@ def read_stats(path):
 
 def _finite(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def snapshot_kimg(name):
+    """kimg of a snapshot from its file name (network-snapshot-000012.004.pkl -> 12.004)."""
+    return float(Path(name).stem.rpartition('-')[2])

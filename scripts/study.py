@@ -44,7 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
 from scripts import children  # noqa: E402
 from scripts.dry_run import check_runs  # noqa: E402
-from scripts.results import ResultsError, field, read_json_object, read_jsonl  # noqa: E402
+from scripts.results import ResultsError, field, read_json_object, read_jsonl, snapshot_kimg  # noqa: E402
 from scripts.lowshot import (build_datasets, check_metrics, fetch_source, find_source, finished_run,  # noqa: E402
                              parse_seeds)
 
@@ -336,11 +336,6 @@ class Study:
 
 def file_sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def snapshot_kimg(path):
-    """kimg of a snapshot from its name (network-snapshot-000012.004.pkl -> 12.004)."""
-    return float(path.stem.rpartition('-')[2])
 
 
 def machine_description(cpuinfo=None):

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
 from plugins.anda.negatives import jigsaw  # noqa: E402
-from scripts.results import ResultsError, read_jsonl  # noqa: E402
+from scripts.results import ResultsError, read_jsonl, snapshot_kimg  # noqa: E402
 
 FAKES_FOR_LEAKS = 256
 CALIBRATION_IMAGES = 1000
@@ -240,7 +240,7 @@ class Probe:
         fake_score, fake_norm = scores_and_norms(D, fakes, G.c_dim)
         leak_fakes = generate(G_ema, FAKES_FOR_LEAKS, seed=2)
         return dict(
-            snapshot=path.name, kimg=float(path.stem.rpartition('-')[2]), real_score=real_score, fake_score=fake_score,
+            snapshot=path.name, kimg=snapshot_kimg(path.name), real_score=real_score, fake_score=fake_score,
             real_grad_norm=real_norm, fake_grad_norm=fake_norm,
             jigsaw_rate=(seam_scores(leak_fakes) > self.threshold).float().mean().item(),
             jigsaw_threshold=self.threshold, jigsaw_sensitivity=self.sensitivity,

@@ -35,6 +35,7 @@ sys.path[:0] = [str(ROOT)]
 
 from scripts.report import plot_panels, reported  # noqa: E402
 from scripts.results import ResultsError, field, read_json_object, read_jsonl, read_stats  # noqa: E402
+from scripts.results import snapshot_kimg as exact_snapshot_kimg  # noqa: E402
 
 # Each configuration's own baseline for the paired comparison: the run it adds one thing to.
 BASELINES = {'ada': 'stylegan2', 'diffaugment': 'stylegan2', 'atopk': 'stylegan2', 'worstk': 'stylegan2',
@@ -96,7 +97,7 @@ class Run:
 def snapshot_kimg(name):
     """A snapshot's kimg from its name, to 0.1 kimg (network-snapshot-000012.004.pkl -> 12.0): the same point
     of every seed, whatever the last tick's length."""
-    return round(float(Path(name).stem.rpartition('-')[2]), 1)
+    return round(exact_snapshot_kimg(name), 1)
 
 
 def load_runs(results):
