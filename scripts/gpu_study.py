@@ -23,6 +23,7 @@ snapshot's probes), logs.tar.gz, samples-<i>.npz. --tiny runs the same on the CP
 """
 
 import json
+import math
 import os
 import shlex
 import signal
@@ -56,7 +57,7 @@ TICKS = 4
 DEFAULT_MINUTES = 9
 SAMPLES, METRIC = 1000, 'fid1k_full'
 PACK_SECONDS, POLL_SECONDS = 30, 3
-TINY = dict(configs=('ada', 'atopk'), minutes=1.25, benchmark=[
+TINY = dict(configs=('ada', 'atopk'), minutes=1.25, max_kimg=0.2, benchmark=[
     '--resolution', '16', '--batch', '4', '--minibatches', '2', '--repeats', '1', '--channel-max', '16',
     '--no-memory'])
 BENCHMARK_SIZE = ['--resolution', '32', '--batch', '4', '--channel-base', '32768', '--channel-max', '512',
@@ -167,7 +168,11 @@ class Study:
         kimg = max(seconds - self.seconds['startup'] - self.seconds['final_probes'], 0) / total
         self.results['estimate'] = dict(sec_per_kimg=sec_per_kimg, side_by_side_sec_per_kimg=round(total, 3),
                                         seconds=round(seconds), kimg=kimg)
-        return float(f'{kimg:.2g}') if kimg > 0 else 0.0
+        if kimg <= 0:
+            return 0.0
+        unit = 10 ** (math.floor(math.log10(kimg)) - 1)
+        kimg = math.floor(kimg / unit) * unit
+        return float(f'{min(kimg, TINY["max_kimg"]) if self.tiny else kimg:.2g}')  # tiny: ends before its time
 
     def train_command(self, run, kimg):
         name, seed = run.split('-seed')

@@ -47,7 +47,8 @@ def test_tiny_study_returns_its_results_within_the_machines_limits(tiny_study):
     estimate = results['estimate']  # the study's length from the benchmark's measured sec/kimg
     side_by_side = gpu_study.TRAINING_OVER_LOSS * (measured['baseline']['wall'] + measured['atopk']['wall'])
     assert estimate['side_by_side_sec_per_kimg'] == pytest.approx(side_by_side, rel=1e-3)
-    assert results['steps'][2]['kimg'] == float(f'{estimate["kimg"]:.2g}')
+    fit = min(estimate['kimg'], gpu_study.TINY['max_kimg'])  # tiny mode's cap, to end before its time
+    assert 0.9 * fit <= results['steps'][2]['kimg'] <= fit  # two significant digits, rounded down
     with tarfile.open(out / 'logs.tar.gz') as tar:
         assert {'ada-seed0.log', 'atopk-seed0-probes.log', 'benchmark.log'} <= set(tar.getnames())
     with np.load(out / 'samples-0.npz') as samples:
