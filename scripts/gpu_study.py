@@ -57,7 +57,7 @@ TICKS = 4
 DEFAULT_MINUTES = 9
 SAMPLES, METRIC = 1000, 'fid1k_full'
 PACK_SECONDS, POLL_SECONDS = 30, 3
-TINY = dict(configs=('ada', 'atopk'), minutes=1.25, max_kimg=0.2, benchmark=[
+TINY = dict(configs=('ada', 'atopk'), minutes=1.5, max_kimg=0.1, benchmark=[
     '--resolution', '16', '--batch', '4', '--minibatches', '2', '--repeats', '1', '--channel-max', '16',
     '--no-memory'])
 BENCHMARK_SIZE = ['--resolution', '32', '--batch', '4', '--channel-base', '32768', '--channel-max', '512',
@@ -179,7 +179,8 @@ class Study:
         return [sys.executable, 'stylegan2_ada/train.py', '--outdir', str(self.workdir / run), '--data',
                 str(self.train_zip), '--cfg', 'cpu' if self.tiny else 'low_shot', '--kimg', f'{kimg:g}', '--tick',
                 f'{kimg / TICKS:g}', '--snap', '1', '--seed', seed, '--metrics', 'none', '--workers', '1',
-                '--cuda-ops', 'auto' if self.tiny else 'require', *config_args(name, kimg)]
+                '--cuda-ops', 'auto' if self.tiny else 'require', *(['--grid', '4'] if self.tiny else []),
+                *config_args(name, kimg)]  # tiny: the full fakes grid would cost a CPU more than the training
 
     def start_training(self, run, kimg):
         command = self.train_command(run, kimg)
