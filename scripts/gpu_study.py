@@ -26,6 +26,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,7 +56,7 @@ TINY_SECONDS = dict(ops=10, benchmark=20, startup=15, final_probes=10, pack=5)
 TRAINING_OVER_LOSS = 1.5  # a training minibatch (optimizer steps, EMA, data, stats) over the benchmark's
 TICKS = 4
 DEFAULT_MINUTES = 9
-SAMPLES, METRIC = 1000, 'fid1k_full'
+SAMPLES = 1000  # a run's, for fid1k_full
 PACK_SECONDS, POLL_SECONDS = 30, 3
 TINY = dict(configs=('ada', 'atopk'), minutes=1.5, max_kimg=0.1, benchmark=[
     '--resolution', '16', '--batch', '4', '--minibatches', '2', '--repeats', '1', '--channel-max', '16',
@@ -110,9 +111,9 @@ class Study:
         path = self.workdir / 'benchmark.json'
         methods = [arg for method in (REGISTERED_METHODS[:2] if self.tiny else REGISTERED_METHODS)
                    for arg in ('--method', method)]
-        self.step('benchmark', 'benchmark', [sys.executable, 'benchmarks/compare.py', '--device', self.device, '--fp16', '--aug',
-                                'ada', *methods, *(TINY['benchmark'] if self.tiny else BENCHMARK_SIZE), '--json',
-                                str(path)])
+        size = TINY['benchmark'] if self.tiny else BENCHMARK_SIZE
+        self.step('benchmark', 'benchmark', [sys.executable, 'benchmarks/compare.py', '--device', self.device, '--fp16',
+                                             '--aug', 'ada', *methods, *size, '--json', str(path)])
         if not path.is_file():
             return {}
         measured = json.loads(path.read_text())
@@ -183,6 +184,8 @@ class Study:
                 *config_args(name, kimg)]  # tiny: the full fakes grid would cost a CPU more than the training
 
     def start_training(self, run, kimg):
+        shutil.rmtree(self.workdir / run, ignore_errors=True)  # an earlier invocation's, with its end marker
+        (self.workdir / f'{run}.ended').unlink(missing_ok=True)
         command = self.train_command(run, kimg)
         self.results['runs'][run] = dict(command=shlex.join(command).replace(str(self.workdir), '{WORK}'),
                                          started=round(time.time() - self.started))
