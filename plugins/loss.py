@@ -16,10 +16,10 @@ from torch_utils.ops import conv2d_gradfix
 from training.loss import StyleGAN2Loss
 
 from plugins.common.method import EXCLUSIVE_HOOKS, implements
+from plugins.common.grad_norms import per_sample_grad_norms
 from plugins.common.minibatch import G_MAIN_PHASES, MinibatchTracker
 from plugins.common.options import check_int_range, check_range, check_type
 from plugins.common.overfit import OverfitHeuristic
-from plugins.diggan.core import per_sample_grad_norms
 from plugins.methods import METHODS, method_class
 
 HEURISTIC_DEFAULTS = {'target': 0.6, 'speed_kimg': 500, 'interval': 4}

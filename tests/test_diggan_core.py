@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.diggan.core import NormSmoother, gradient_gap_penalty, per_sample_grad_norms
+from plugins.common.grad_norms import per_sample_grad_norms
+from plugins.diggan.core import NormSmoother, gradient_gap_penalty
 
 
 def _tiny_discriminator():
