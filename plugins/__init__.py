@@ -1,6 +1,7 @@
-"""Plugin extensions (ATop-k, ANDA, DigGAN, DiffAugment, Primitives-PS) layered over NVIDIA's StyleGAN2-ADA
-PyTorch code. `Loss` (class_name 'plugins.Loss', in `loss`) combines ATop-k, ANDA and DigGAN; it needs upstream's
-packages on sys.path, so it is imported on first use and importing `plugins` alone does not import upstream."""
+"""Plugin extensions layered over NVIDIA's StyleGAN2-ADA PyTorch code: a package per method, augment pipe or
+dataset. `Loss` (class_name 'plugins.Loss', in `loss`) combines the methods registered in `plugins.methods`; it
+needs upstream's packages on sys.path, so it is imported on first use and importing `plugins` alone does not import
+upstream."""
 
 
 def __getattr__(name):

@@ -2,8 +2,8 @@
 
     --loss plugins.Loss --loss-kwargs '{"atopk": {"mode": "adaptive"}, "anda": {}, "diggan": {"weight": 100}}'
 
-`plugins.atopk.Loss`, `plugins.anda.Loss`, `plugins.diggan.Loss`, `plugins.apa.Loss`, `plugins.lecam.Loss` and
-`plugins.insgen.Loss` are presets of it with one method on.
+Each method's package has a preset of it with that method alone on (`plugins.methods.preset(name)`, e.g.
+`plugins.atopk.Loss`).
 Needs upstream's `training` and `torch_utils` packages on sys.path (train.py puts them there)."""
 
 import inspect
@@ -124,21 +124,16 @@ def preset_check_options(method):
 
 class Loss(StyleGAN2Loss):
     """StyleGAN2's loss (upstream's terms and regularisers, unchanged) with any subset of the registered methods
-    (`plugins.methods.METHODS`), each acting through the hooks of `plugins.common.method` that it implements:
-      atopk   which fakes update G: G's main loss over the top k of each minibatch (see plugins.atopk.method).
-      anda    D's fake term: a mixture of generated images and negatives NDA(x_real) (see plugins.anda.method).
-      diggan  an extra D regulariser, the gradient gap between reals and fakes (see plugins.diggan.method).
-      apa     D's real term: some reals replaced by the last G step's fakes (see plugins.apa.method).
-      lecam   a term on D's logits, anchored to moving averages (see plugins.lecam.method).
-      insgen  instance discrimination on D's features, for D and G (see plugins.insgen.method).
-    Each is given as an object of its options, `true` for its defaults, or `false`/`null` (off, the default).
-    With no method on, training is upstream's StyleGAN2Loss exactly (same numbers for the same seed).
+    (`plugins.methods.METHODS`), each acting through the hooks of `plugins.common.method` that it implements (what
+    each does: its class's docstring, in its package's `method.py`). Each is given as an object of its options,
+    `true` for its defaults, or `false`/`null` (off, the default). With no method on, training is upstream's
+    StyleGAN2Loss exactly (same numbers for the same seed).
 
-    Shared overfitting heuristic: the methods that adapt (ATop-k; ANDA and APA when their p is the heuristic's)
-    read one p (Eq. 10, ADA's r_t) per run: `target`, `speed_kimg` and `interval` go in any of their options and
-    must agree. With "shared_heuristic": false each gets its own p from the same real logits. The heuristic is ADA's
-    exactly: it sees every real logit reported as 'Loss/signs/real' (D main and R1 passes) on all ranks and moves p
-    after every `interval`-th minibatch, where the training loop moves ADA's p (`after_minibatch`).
+    Shared overfitting heuristic: the methods that adapt (an instance whose `uses_heuristic` is true) read one p
+    (Eq. 10, ADA's r_t) per run: `target`, `speed_kimg` and `interval` go in any of their options and must agree.
+    With "shared_heuristic": false each gets its own p from the same real logits. The heuristic is ADA's exactly:
+    it sees every real logit reported as 'Loss/signs/real' (D main and R1 passes) on all ranks and moves p after
+    every `interval`-th minibatch, where the training loop moves ADA's p (`after_minibatch`).
 
     Minibatches are learnt from the phase calls (plugins.common.minibatch.MinibatchTracker); upstream's
     style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.

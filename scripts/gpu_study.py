@@ -288,7 +288,8 @@ def datasets(workdir, tiny):
 
 def summary(results):
     """summary.md: each step, the benchmark, and a line per run (what it reached, its last probes)."""
-    lines = ['# GPU study: summary', '', f'{results["machine"]}.' + (' Tiny mode on the CPU.' if results['tiny'] else ''),
+    tiny = ' Tiny mode on the CPU.' if results['tiny'] else ''
+    lines = ['# GPU study: summary', '', f'{results["machine"]}.{tiny}',
              f'{results.get("seconds", 0)} s so far.', '']
     for step in results['steps']:
         ok = 'ok' if step['status'] == 0 else f'status {step["status"]}'
@@ -308,10 +309,11 @@ def summary(results):
             probe = entry.get('probes', [{}])[-1] if entry.get('probes') else {}
             nonfinite = sum(value for row in entry.get('ticks', []) for key, value in row.items()
                             if key.startswith('Gradients/nonfinite/'))
-            lines.append(f'| {run} | {entry.get("status", "?")} | {tick.get("Progress/kimg", 0):.3g} | '
-                         f'{tick.get("Timing/sec_per_kimg", float("nan")):.3g} | {nonfinite:g} | '
-                         f'{probe.get("real_score", float("nan")):.3g} / {probe.get("fake_score", float("nan")):.3g} | '
-                         f'{probe.get("jigsaw_rate", float("nan")):.3g} / {probe.get("rotation_rate", float("nan")):.3g} |')
+            nan = math.nan
+            lines.append(f'| {run} | {entry.get("status", "?")} | {tick.get("Progress/kimg", nan):.3g} | '
+                         f'{tick.get("Timing/sec_per_kimg", nan):.3g} | {nonfinite:g} | '
+                         f'{probe.get("real_score", nan):.3g} / {probe.get("fake_score", nan):.3g} | '
+                         f'{probe.get("jigsaw_rate", nan):.3g} / {probe.get("rotation_rate", nan):.3g} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -389,7 +391,8 @@ def snapshot_bytes(train_zip, tiny):
     two moments of G and D), 4 bytes a number, a quarter more for the rest (augment pipe, a loss's own state)."""
     import dnnlib
     from scripts.dry_run import dry_run
-    code, output = dry_run(['--outdir', '/nonexistent', '--data', str(train_zip), '--cfg', 'cpu' if tiny else 'low_shot'])
+    code, output = dry_run(['--outdir', '/nonexistent', '--data', str(train_zip),
+                            '--cfg', 'cpu' if tiny else 'low_shot'])
     if code != 0:
         raise click.ClickException(f'train.py --dry-run failed:\n{output[-2000:]}')
     options = output[output.index('Training options:'):output.index('Output directory:')]

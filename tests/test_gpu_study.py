@@ -136,7 +136,8 @@ def test_score_is_the_frechet_distance_of_the_samples_and_reference_features(tmp
     fake = features(torch.from_numpy(samples)).numpy()
     mu_r, mu_f = real.mean(0), fake.mean(0)
     sigma_r, sigma_f = np.cov(real, rowvar=False, bias=True), np.cov(fake, rowvar=False, bias=True)  # as FeatureStats
-    expected = np.square(mu_f - mu_r).sum() + np.trace(sigma_f + sigma_r - 2 * scipy.linalg.sqrtm(sigma_f @ sigma_r).real)
+    root = scipy.linalg.sqrtm(sigma_f @ sigma_r).real
+    expected = np.square(mu_f - mu_r).sum() + np.trace(sigma_f + sigma_r - 2 * root)
     assert measured == pytest.approx(expected, rel=1e-4)
     with pytest.raises(Exception, match='999 samples: the metrics take 1000 \\(fid1k_full\\)'):
         score(samples[:999], reference, cache=False)
