@@ -38,8 +38,7 @@ import click
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]  # the methods' classes, which name the stats, use upstream
 
 from plugins.methods import stats_prefixes  # noqa: E402
 from scripts.results import ResultsError as ReportError, read_json_object, read_jsonl, read_stats  # noqa: E402
