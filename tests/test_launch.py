@@ -210,6 +210,13 @@ def test_calc_metrics_shares_one_metric_between_torchruns_processes(runs, launch
     assert [row['num_gpus'] for row in rows] == [1, 2, 2]
     assert all(row['results']['items'] == 16 for row in rows)
     assert rows[1]['results'] == rows[0]['results'] == rows[2]['results']
-    failed = start([*TORCHRUN, '--nproc-per-node', '2', '--master-port', free_port(), *args, '--gpus', '3'], env)
-    output, _ = failed.communicate(timeout=600)
-    assert failed.returncode != 0 and '--gpus 3: torchrun started 2 processes' in output
+
+
+def test_calc_metrics_refuses_a_gpus_that_conflicts_with_the_launchers_world(monkeypatch, tmp_path):
+    import calc_metrics
+    for name, value in (('RANK', '0'), ('WORLD_SIZE', '2'), ('LOCAL_RANK', '0')):
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(calc_metrics.calc_metrics, ['--network', str(tmp_path / 'any.pkl'), '--metrics',
+                                                            'fid1k_full', '--gpus', '3'])
+    assert result.exit_code == 2
+    assert '--gpus 3: torchrun started 2 processes, which set the number of GPUs; leave --gpus out' in result.output
