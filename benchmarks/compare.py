@@ -32,7 +32,6 @@ so in-process the configurations would hide each other's peaks.
 
 import dataclasses
 import importlib
-import inspect
 import json
 import math
 import multiprocessing
@@ -50,6 +49,7 @@ for _path in (str(ROOT / 'stylegan2_ada'), str(ROOT)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from plugins.loss import run_facts_for  # noqa: E402
 from plugins.methods import METHODS, preset  # noqa: E402
 from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix  # noqa: E402
 from training.networks import Discriminator, Generator  # noqa: E402
@@ -189,19 +189,20 @@ def build_augment_pipe(aug, p, device):
     return pipe
 
 
-def build_loss(config, G, D, device, resolution, batch, seed=0):
+def build_loss(config, G, D, device, resolution, batch, seed=0, gamma=None):
+    """The configuration's loss as the training loop builds it; R1's gamma by train.py's heuristic unless given."""
     cls = import_class(config.loss_class)
     if hasattr(cls, 'check_options'):
         cls.check_options(**config.loss_kwargs)
     return cls(device=device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
-               augment_pipe=build_augment_pipe(config.aug, config.p, device), r1_gamma=r1_gamma(resolution, batch),
-               **run_facts(cls, seed, batch), **config.loss_kwargs)
+               augment_pipe=build_augment_pipe(config.aug, config.p, device),
+               r1_gamma=r1_gamma(resolution, batch) if gamma is None else gamma, **run_facts(cls, seed, batch),
+               **config.loss_kwargs)
 
 
 def run_facts(cls, seed, batch):
     """The facts about the run that train.py passes a loss whose constructor asks for them by name (patch 0013)."""
-    facts = dict(random_seed=seed, training_set_size=TRAINING_SET_SIZE, batch_size=batch)
-    return {key: value for key, value in facts.items() if key in inspect.signature(cls).parameters}
+    return run_facts_for(cls, dict(random_seed=seed, training_set_size=TRAINING_SET_SIZE, batch_size=batch))
 
 
 @dataclasses.dataclass(frozen=True)

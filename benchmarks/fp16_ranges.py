@@ -32,8 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
-from benchmarks.compare import (PHASES, REGISTERED_METHODS, build_augment_pipe, build_networks,  # noqa: E402
-                                import_class, make_data, parse_method, run_facts)
+from benchmarks.compare import (PHASES, REGISTERED_METHODS, Config, build_loss, build_networks,  # noqa: E402
+                                make_data, parse_method)
 
 FP16_MAX = 65504.0
 
@@ -77,10 +77,7 @@ def measure(spec, aug, d_class, resolution, batch, minibatches, r1_gamma, seed, 
             if hasattr(block, 'use_fp16'):
                 block.use_fp16 = block.resolution >= fp16_resolution  # on the CPU, computed in FP32 all the same
     data = make_data(minibatches, batch, batch, resolution, G.z_dim, device, seed)
-    cls = import_class(class_name)
-    loss = cls(device=device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
-               augment_pipe=build_augment_pipe(aug, None, device), r1_gamma=r1_gamma, **run_facts(cls, seed, batch),
-               **kwargs)
+    loss = build_loss(Config(name, class_name, kwargs, aug), G, D, device, resolution, batch, seed, gamma=r1_gamma)
     ranges = BackwardRanges(G, D)
     result = {phase: {'first': 0.0, 'second': 0.0} for phase, _, _ in PHASES}
     for index, (real, real_c, phase_zs, gen_c) in enumerate(data):

@@ -61,7 +61,7 @@ def _split_options(name, method_class, options, facts):
             valid = method_names + (list(HEURISTIC_DEFAULTS) if may_adapt else [])
             raise ValueError(f'{name}: unknown option {key!r}; valid options: {", ".join(valid)}')
     method_class.check_options(**method_options)
-    uses_heuristic = method_class(**method_options, **_run_facts_for(method_class, facts)).uses_heuristic
+    uses_heuristic = method_class(**method_options, **run_facts_for(method_class, facts)).uses_heuristic
     given = sorted(set(options) & set(HEURISTIC_DEFAULTS))
     if given and not uses_heuristic:
         raise ValueError(f'{name}: {", ".join(given)} set the overfitting heuristic, which {name} does not use '
@@ -78,9 +78,9 @@ def _options_text(options):
     return ', '.join(f'{key}={value!r}' for key, value in options.items())
 
 
-def _run_facts_for(method_class, facts):
+def run_facts_for(method_class, facts):
     """The facts about the run (train.py's random_seed, training_set_size, ada_target, batch_size) that the method
-    takes."""
+    (or any loss class) takes."""
     return {name: value for name, value in facts.items() if name in inspect.signature(method_class).parameters}
 
 
@@ -153,7 +153,7 @@ class Loss(StyleGAN2Loss):
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
                          style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink,
                          pl_decay=pl_decay, pl_weight=pl_weight)
-        self.methods = {name: cls(**options, **_run_facts_for(cls, facts))
+        self.methods = {name: cls(**options, **run_facts_for(cls, facts))
                         for name, (cls, options, _) in parsed.items()}
         self.heuristics = {}  # method name -> OverfitHeuristic (one object for all when shared)
         for name, (_, _, settings) in parsed.items():
@@ -186,7 +186,7 @@ class Loss(StyleGAN2Loss):
         if augment_pipe is not None:  # a method that reads the run's pipe, or its p, must refuse what it cannot use now
             pipe = types.SimpleNamespace(p=torch.tensor(float(augment_p))) if augment_pipe else None
             for cls, method_options, _ in parsed.values():
-                cls(**method_options, **_run_facts_for(cls, facts)).attach(pipe)
+                cls(**method_options, **run_facts_for(cls, facts)).attach(pipe)
 
     def _on(self, hook):
         """The active methods that implement `hook`, in order."""

@@ -40,7 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
 from benchmarks.compare import REGISTERED_METHODS  # noqa: E402
 from scripts import children, returned_files  # noqa: E402
-from scripts.results import ResultsError, read_jsonl  # noqa: E402
+from scripts.results import read_jsonl  # noqa: E402
 from scripts.study import config_args  # noqa: E402
 
 CONFIGS = ('stylegan2', 'ada', 'diffaugment', 'atopk', 'anda', 'diggan', 'apa', 'lecam', 'insgen', 'diffusion-gan')
@@ -74,13 +74,12 @@ class Study:
         self.seconds = TINY_SECONDS if tiny else SECONDS
         self.deadline = self.started + minutes * 60 - self.seconds['pack']
         self.device = 'cpu' if tiny else 'cuda'
-        self.configs = TINY['configs'] if tiny else CONFIGS
         self.train_zip, self.reference_zip = datasets(workdir, tiny)
         self.results = dict(machine=machine(), tiny=tiny, steps=[], runs={})
         self.samples, self.last_pack = {}, 0
 
     def runs(self):
-        return [f'{name}-seed{seed}' for seed in self.seeds for name in self.configs]
+        return run_names(self.seeds, self.tiny)
 
     def logs(self):
         return sorted(self.workdir.glob('*.log'))
@@ -212,7 +211,7 @@ class Study:
             if run_dir is None:
                 continue
             entry['ticks'] = [tick_record(row) for _, row in read_rows(run_dir / 'stats.jsonl')]
-            entry['probes'] = [row for _, row in read_rows(run_dir / 'probes.jsonl')]
+            entry['probes'] = [row for _, row in read_rows(run_dir / 'probes.jsonl')]  # a row being written: left out
             if (run_dir / 'samples.npz').is_file():
                 self.samples[run] = run_dir / 'samples.npz'
 
@@ -232,10 +231,12 @@ def tick_record(row):
 
 
 def read_rows(path):
-    try:
-        return read_jsonl(path) if path.is_file() else []
-    except ResultsError:  # a row being written
-        return []
+    return read_jsonl(path) if path.is_file() else []
+
+
+def run_names(seeds, tiny):
+    """'<configuration>-seed<seed>' of every run, seed by seed."""
+    return [f'{name}-seed{seed}' for seed in seeds for name in (TINY['configs'] if tiny else CONFIGS)]
 
 
 def spawn(command, log):
@@ -337,10 +338,7 @@ def plan(minutes, seeds, tiny, workdir):
                         f'{COMMAND_SECONDS} s for the start of Python and the copies')
     if study_seconds < limits['startup'] + limits['final_probes'] + 10:
         problems.append(f'--minutes {minutes:g}: {study_seconds:.0f} s for the study, too little to train')
-    study = Study.__new__(Study)
-    study.seeds, study.tiny, study.workdir = seeds, tiny, workdir
-    study.configs = TINY['configs'] if tiny else CONFIGS
-    runs = study.runs()
+    runs = run_names(seeds, tiny)
     lines += [f'Runs: {len(runs)} side by side ({", ".join(runs)}), each --cfg {"cpu" if tiny else "low_shot"}, '
               f'{TICKS} ticks and a snapshot at each, {SAMPLES} samples of its last snapshot.']
     carry = carried_bytes()
