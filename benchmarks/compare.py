@@ -6,7 +6,7 @@ over the training loop's phases and peak memory, same networks, data, seed and c
                                  [--p P] [--device cpu|cuda] [--D-class CLASS] [--memory/--no-memory]
                                  [--json PATH]
 
-Without --method, the methods are DEFAULT_METHODS; the first one is the baseline of the ratios. Every class is
+Without --method, the methods are `default_methods()`; the first one is the baseline of the ratios. Every class is
 imported and its options checked before anything runs (a usage error otherwise); a configuration that a method
 refuses by its own checks (a ValueError: InsGen without an augment pipe) is reported as 'refused: <reason>', one
 that still cannot be built as 'not available: <error>' and the exit status is then 1. Every (aug, method) pair is one
@@ -49,17 +49,15 @@ for _path in (str(ROOT / 'stylegan2_ada'), str(ROOT)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from plugins.loss import run_facts_for  # noqa: E402
+from plugins.common.method import run_facts_for  # noqa: E402
 from plugins.methods import METHODS, preset  # noqa: E402
 from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix  # noqa: E402
 from training.networks import Discriminator, Generator  # noqa: E402
 
 PHASES = [('Gmain', 'G', 1), ('Greg', 'G', 4), ('Dmain', 'D', 1), ('Dreg', 'D', 16)]
 BASELINE = 'training.loss.StyleGAN2Loss'
-REGISTERED_METHODS = (f'baseline={BASELINE}', *(f'{name}={preset(name)}' for name in METHODS))
 VARIANTS = ('anda-weighted=plugins.anda.Loss:{"estimator": "weighted"}',  # the paper's forms that cost more
             'diggan-lazy=plugins.diggan.Loss:{"cadence": "lazy", "wrt": "before"}')
-DEFAULT_METHODS = REGISTERED_METHODS + VARIANTS
 TRAINING_SET_SIZE = 100  # the run fact a loss may ask for (InsGen's queues): the low-shot papers' 100-shot sets
 UPSTREAM_PIPE = 'training.augment.AugmentPipe'
 BGC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1, contrast=1, lumaflip=1,
@@ -408,6 +406,16 @@ def make_setup(resolution, batch, batch_gpu, minibatches, channel_base, channel_
                  d_class, fp16)
 
 
+def registered_methods():
+    """'NAME=CLASS' of the baseline and of every registered method's preset, in the registry's order."""
+    return (f'baseline={BASELINE}', *(f'{name}={preset(name)}' for name in METHODS))
+
+
+def default_methods():
+    """The methods compared without --method: the registered ones and the VARIANTS."""
+    return registered_methods() + VARIANTS
+
+
 def describe(setup, repeats):
     return (f'{setup.resolution}x{setup.resolution}, batch {setup.batch} in chunks of {setup.batch_gpu}, '
             f'{setup.minibatches} minibatches x {repeats} repeats, device {setup.device}, {setup.threads} thread(s)'
@@ -416,7 +424,7 @@ def describe(setup, repeats):
 
 @click.command()
 @click.option('--method', 'methods', multiple=True, metavar='NAME=LOSS_CLASS[:JSON]',
-              help='A loss to compare (repeatable; the first is the baseline) [default: DEFAULT_METHODS].')
+              help='A loss to compare (repeatable; the first is the baseline) [default: default_methods()].')
 @click.option('--aug', 'augs', multiple=True, metavar='noaug|ada|CLASS',
               help='Augmentation for every method (repeatable: each one is a configuration) [default: noaug].')
 @click.option('--p', type=click.FloatRange(0, 1), default=None,
@@ -428,7 +436,7 @@ def describe(setup, repeats):
 def main(methods, augs, p, memory, repeats, json_path, **setup_kwargs):
     """Print each method's sec/kimg, its ratio to the first method's, and its peak memory."""
     setup = make_setup(**setup_kwargs)
-    methods = [parse_method(spec) for spec in (methods or DEFAULT_METHODS)]
+    methods = [parse_method(spec) for spec in (methods or default_methods())]
     augs = augs or ('noaug',)
     if len(set(augs)) < len(augs):
         raise click.BadParameter(f'an augmentation given twice: {", ".join(augs)}', param_hint='--aug')

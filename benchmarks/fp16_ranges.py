@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
-from benchmarks.compare import (PHASES, REGISTERED_METHODS, Config, build_loss, build_networks,  # noqa: E402
+from benchmarks.compare import (PHASES, registered_methods, Config, build_loss, build_networks,  # noqa: E402
                                 make_data, parse_method)
 
 FP16_MAX = 65504.0
@@ -118,7 +118,7 @@ def main(methods, aug, d_class, resolution, batch, minibatches, r1_gamma, seed, 
             snapshot = pickle.load(f)
         resolution = snapshot['G'].img_resolution
     results = {}
-    for spec in methods or REGISTERED_METHODS:
+    for spec in methods or registered_methods():
         name, results[name] = measure(spec, aug, d_class, resolution, batch, minibatches, r1_gamma, seed, snapshot)
         print(f'{name}: {json.dumps(results[name])}', flush=True)
     baseline = next(iter(results.values()))

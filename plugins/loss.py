@@ -6,7 +6,6 @@ Each method's package has a preset of it with that method alone on (`plugins.met
 `plugins.atopk.Loss`).
 Needs upstream's `training` and `torch_utils` packages on sys.path (train.py puts them there)."""
 
-import inspect
 import types
 
 import torch
@@ -15,14 +14,13 @@ from torch_utils import misc, training_stats
 from torch_utils.ops import conv2d_gradfix
 from training.loss import StyleGAN2Loss
 
-from plugins.common.method import EXCLUSIVE_HOOKS, implements
+from plugins.common.method import EXCLUSIVE_HOOKS, RUN_FACTS, implements, run_facts_for
 from plugins.common.grad_norms import per_sample_grad_norms
 from plugins.common.minibatch import G_MAIN_PHASES, MinibatchTracker
 from plugins.common.options import check_int_range, check_range, check_type
-from plugins.common.overfit import OverfitHeuristic
+from plugins.common.overfit import HEURISTIC_DEFAULTS, OverfitHeuristic
 from plugins.methods import METHODS, method_class
 
-HEURISTIC_DEFAULTS = {'target': 0.6, 'speed_kimg': 500, 'interval': 4}
 UPSTREAM_OPTIONS = ('style_mixing_prob', 'r1_gamma', 'pl_batch_shrink', 'pl_decay', 'pl_weight')
 _D_MAIN_PHASES = ('Dmain', 'Dboth')
 
@@ -46,27 +44,27 @@ def _method_spec(name, spec):
 
 
 def _split_options(name, method_class, options, facts):
-    """(method options, heuristic options with defaults or None) for one method; unknown names are errors."""
-    code = method_class.check_options.__code__
-    method_names = list(code.co_varnames[:code.co_argcount])
-    may_adapt = getattr(method_class, 'uses_heuristic', True) is not False  # a class-level False: never adapts
+    """(method options with defaults filled, heuristic options with defaults or None) for one method; unknown
+    names are errors."""
+    defaults = method_class.option_defaults()
+    may_adapt = implements(method_class, 'reads_p')
     heuristic = dict(HEURISTIC_DEFAULTS)
-    method_options = {}
+    method_options = dict(defaults)
     for key, value in options.items():
-        if key in method_names:
+        if key in defaults:
             method_options[key] = value
         elif key in HEURISTIC_DEFAULTS and may_adapt:
             heuristic[key] = value
         else:
-            valid = method_names + (list(HEURISTIC_DEFAULTS) if may_adapt else [])
+            valid = list(defaults) + (list(HEURISTIC_DEFAULTS) if may_adapt else [])
             raise ValueError(f'{name}: unknown option {key!r}; valid options: {", ".join(valid)}')
     method_class.check_options(**method_options)
-    uses_heuristic = method_class(**method_options, **run_facts_for(method_class, facts)).uses_heuristic
+    p_source = method_class.reads_p(method_options, facts)
     given = sorted(set(options) & set(HEURISTIC_DEFAULTS))
-    if given and not uses_heuristic:
+    if given and p_source != 'heuristic':
         raise ValueError(f'{name}: {", ".join(given)} set the overfitting heuristic, which {name} does not use '
-                         f'with these options' + (" (alpha is ADA's p)" if name == 'anda' else ''))
-    if not uses_heuristic:
+                         f'with these options ({p_source})')
+    if p_source != 'heuristic':
         return method_options, None
     check_range(f'{name}.target', heuristic['target'], 0, 1)
     check_range(f'{name}.speed_kimg', heuristic['speed_kimg'], 0, low_inclusive=False)
@@ -76,12 +74,6 @@ def _split_options(name, method_class, options, facts):
 
 def _options_text(options):
     return ', '.join(f'{key}={value!r}' for key, value in options.items())
-
-
-def run_facts_for(method_class, facts):
-    """The facts about the run (train.py's random_seed, training_set_size, ada_target, batch_size) that the method
-    (or any loss class) takes."""
-    return {name: value for name, value in facts.items() if name in inspect.signature(method_class).parameters}
 
 
 def _parse_methods(specs, shared_heuristic, facts):
@@ -109,19 +101,6 @@ def _parse_methods(specs, shared_heuristic, facts):
     return parsed
 
 
-def preset_check_options(method):
-    """The `check_options` of a one-method preset (`plugins.anda.Loss`, ...): upstream's options are left to upstream,
-    the run facts train.py gives are passed on whole, and every other option is the method's."""
-    def check_options(augment_pipe=None, ada_target=None, batch_size=None, training_set_size=None, xflip=False,
-                      augment_p=0, **options):
-        method_options = {name: value for name, value in options.items()
-                          if name not in UPSTREAM_OPTIONS + ('random_seed',)}
-        Loss.check_options(**{method: method_options}, augment_pipe=augment_pipe, ada_target=ada_target,
-                           batch_size=batch_size, training_set_size=training_set_size, xflip=xflip,
-                           augment_p=augment_p)
-    return staticmethod(check_options)
-
-
 class Loss(StyleGAN2Loss):
     """StyleGAN2's loss (upstream's terms and regularisers, unchanged) with any subset of the registered methods
     (`plugins.methods.METHODS`), each acting through the hooks of `plugins.common.method` that it implements (what
@@ -129,7 +108,7 @@ class Loss(StyleGAN2Loss):
     `true` for its defaults, or `false`/`null` (off, the default). With no method on, training is upstream's
     StyleGAN2Loss exactly (same numbers for the same seed).
 
-    Shared overfitting heuristic: the methods that adapt (an instance whose `uses_heuristic` is true) read one p
+    Shared overfitting heuristic: the methods that adapt (`reads_p` says 'heuristic' for their options) read one p
     (Eq. 10, ADA's r_t) per run: `target`, `speed_kimg` and `interval` go in any of their options and must agree.
     With "shared_heuristic": false each gets its own p from the same real logits. The heuristic is ADA's exactly:
     it sees every real logit reported as 'Loss/signs/real' (D main and R1 passes) on all ranks and moves p after
@@ -138,17 +117,15 @@ class Loss(StyleGAN2Loss):
     Minibatches are learnt from the phase calls (plugins.common.minibatch.MinibatchTracker); upstream's
     style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.
     `state_dict`/`load_state_dict` hold every method's state, the heuristics, the minibatch counters and pl_mean.
-    train.py passes the run's `random_seed`, `training_set_size`, `ada_target` and `batch_size` (patch 0013), and
-    `xflip` and the optimizers' settings (patch 0026), to the methods that take them.
+    train.py passes the facts about the run (`plugins.common.method.RUN_FACTS`: its seed, training-set size, ADA
+    target and batch, patch 0013; `xflip` and the optimizers' settings, patch 0026), for the methods that take them.
     """
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, shared_heuristic=True,
                  style_mixing_prob=0.9, r1_gamma=10, pl_batch_shrink=2, pl_decay=0.01, pl_weight=2, random_seed=0,
                  training_set_size=None, ada_target=None, batch_size=None, xflip=False, G_opt_kwargs=None,
                  D_opt_kwargs=None, G_reg_interval=4, D_reg_interval=16, **methods):
-        facts = {'random_seed': random_seed, 'training_set_size': training_set_size, 'ada_target': ada_target,
-                 'batch_size': batch_size, 'xflip': xflip, 'G_opt_kwargs': G_opt_kwargs, 'D_opt_kwargs': D_opt_kwargs,
-                 'G_reg_interval': G_reg_interval, 'D_reg_interval': D_reg_interval}
+        facts = {name: value for name, value in locals().items() if name in RUN_FACTS}
         parsed = _parse_methods(methods, shared_heuristic, facts)
         super().__init__(device=device, G_mapping=G_mapping, G_synthesis=G_synthesis, D=D, augment_pipe=augment_pipe,
                          style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_batch_shrink=pl_batch_shrink,
@@ -167,7 +144,8 @@ class Loss(StyleGAN2Loss):
             if _rank_and_world_size()[0] != 0:
                 continue
             if not method.active:  # a neutral setting is allowed (an ablation), never silent
-                print(f'{name}: off with these options ({_options_text(parsed[name][1])}): the loss runs as without it')
+                given = _options_text(_method_spec(name, methods[name]))
+                print(f'{name}: off with these options ({given}): the loss runs as without it')
             elif method.describe() is not None:
                 print(method.describe())
         self.tracker = MinibatchTracker()
@@ -179,14 +157,14 @@ class Loss(StyleGAN2Loss):
         passes `augment_pipe`, whether the run will have one, and the facts `ada_target`, `batch_size`,
         `training_set_size`, `xflip` and `augment_p` (the pipe's p, fixed unless `ada_target`), for the options
         that need them."""
-        specs = {name: spec for name, spec in options.items() if name not in UPSTREAM_OPTIONS + ('random_seed',)}
-        facts = {'ada_target': ada_target, 'batch_size': batch_size, 'training_set_size': training_set_size,
-                 'xflip': xflip}
+        facts = {name: value for name, value in locals().items() if name in RUN_FACTS}
+        specs = {name: spec for name, spec in options.items() if name not in UPSTREAM_OPTIONS + RUN_FACTS}
         parsed = _parse_methods(specs, shared_heuristic, facts)
-        if augment_pipe is not None:  # a method that reads the run's pipe, or its p, must refuse what it cannot use now
-            pipe = types.SimpleNamespace(p=torch.tensor(float(augment_p))) if augment_pipe else None
-            for cls, method_options, _ in parsed.values():
-                cls(**method_options, **run_facts_for(cls, facts)).attach(pipe)
+        pipe = types.SimpleNamespace(p=torch.tensor(float(augment_p))) if augment_pipe else None
+        for cls, method_options, _ in parsed.values():  # built as training builds it: refusals that need the facts
+            method = cls(**method_options, **run_facts_for(cls, facts))
+            if augment_pipe is not None:  # a method that reads the run's pipe, or its p, refuses what it cannot use
+                method.attach(pipe)
 
     def _on(self, hook):
         """The active methods that implement `hook`, in order."""

@@ -3,6 +3,9 @@
 
 import importlib
 
+from plugins.common.method import implements
+from plugins.common.overfit import HEURISTIC_DEFAULTS
+
 METHODS = {
     'atopk': 'plugins.atopk.method.ATopk',
     'anda': 'plugins.anda.method.ANDA',
@@ -29,3 +32,20 @@ def preset(name):
 def stats_prefixes():
     """Each method's training_stats prefix, in the registry's order."""
     return [method_class(name).stats_prefix for name in METHODS]
+
+
+def registry_table():
+    """The registry as a markdown table (docs/methods.md holds it): each method's --loss-kwargs key, preset, the
+    augmentation of its papers' runs, its options with their defaults and its stats prefix."""
+    rows = ['| key | preset | papers\' `--aug` | options (defaults) | stats |', '|---|---|---|---|---|']
+    for name in METHODS:
+        cls = method_class(name)
+        options = ', '.join(f'`{option}` {default!r}' for option, default in cls.option_defaults().items())
+        heuristic = ('; heuristic ' + ', '.join(f'`{option}` {default!r}' for option, default in HEURISTIC_DEFAULTS.items())
+                     if implements(cls, 'reads_p') else '')
+        rows.append(f'| `{name}` | `{preset(name)}` | `{cls.aug}` | {options}{heuristic} | `{cls.stats_prefix}/` |')
+    return '\n'.join(rows)
+
+
+if __name__ == '__main__':  # PYTHONPATH=stylegan2_ada python -m plugins.methods: the methods' classes use upstream
+    print(registry_table())

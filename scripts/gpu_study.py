@@ -11,7 +11,7 @@ a working tree of at most 64 MiB in, at most 8 files of at most 16 MiB out (scri
 Steps, each stopped at its time: (1) scripts/check_cuda_ops.py builds upstream's CUDA ops (training then loads the
 build) and checks them against the reference ops; (2) benchmarks/compare.py times every loss method against
 StyleGAN2 + ADA at the study's own resolution, batch and widths with upstream's mixed precision; (3) the study:
-each configuration of CONFIGS (scripts/study.py's, every adaptive speed at a quarter of the run) trains with
+each configuration of `configs()` (scripts/study.py's, every adaptive speed at a quarter of the run) trains with
 train.py --cfg low_shot --cuda-ops require, all side by side on the GPU, for the length that step (2)'s measured
 sec/kimg fits into the time left (their sum, as if the GPU ran one process at a time, times TRAINING_OVER_LOSS for
 what the benchmark leaves out), with TICKS ticks and a snapshot at each; beside each training,
@@ -38,12 +38,12 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
-from benchmarks.compare import REGISTERED_METHODS  # noqa: E402
+from benchmarks.compare import registered_methods  # noqa: E402
+from plugins.methods import METHODS  # noqa: E402
 from scripts import children, returned_files  # noqa: E402
 from scripts.results import read_jsonl  # noqa: E402
 from scripts.study import config_args  # noqa: E402
 
-CONFIGS = ('stylegan2', 'ada', 'diffaugment', 'atopk', 'anda', 'diggan', 'apa', 'lecam', 'insgen', 'diffusion-gan')
 DATA_DIR = ROOT / 'runs' / 'gpu-study' / 'data'
 CARRY = ('stylegan2_ada', 'runs/gpu-study/data')  # ignored paths the command needs: the patched submodule, the data
 DEVICE_COMMAND = 'PYTHONUNBUFFERED=1 python3 scripts/gpu_study.py --outdir $OUT'
@@ -108,7 +108,7 @@ class Study:
     def benchmark(self):
         """Step 2; returns its measured wall sec/kimg per method (empty when it failed)."""
         path = self.workdir / 'benchmark.json'
-        methods = [arg for method in (REGISTERED_METHODS[:2] if self.tiny else REGISTERED_METHODS)
+        methods = [arg for method in (registered_methods()[:2] if self.tiny else registered_methods())
                    for arg in ('--method', method)]
         size = TINY['benchmark'] if self.tiny else BENCHMARK_SIZE
         self.step('benchmark', 'benchmark', [sys.executable, 'benchmarks/compare.py', '--device', self.device, '--fp16',
@@ -234,9 +234,14 @@ def read_rows(path):
     return read_jsonl(path) if path.is_file() else []
 
 
+def configs():
+    """The study's configurations: each baseline, and each registered method alone."""
+    return ('stylegan2', 'ada', 'diffaugment', *METHODS, 'diffusion-gan')
+
+
 def run_names(seeds, tiny):
     """'<configuration>-seed<seed>' of every run, seed by seed."""
-    return [f'{name}-seed{seed}' for seed in seeds for name in (TINY['configs'] if tiny else CONFIGS)]
+    return [f'{name}-seed{seed}' for seed in seeds for name in (TINY['configs'] if tiny else configs())]
 
 
 def spawn(command, log):

@@ -40,12 +40,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]  # the methods' classes, which name the stats, use upstream
 
+from plugins.common.method import RUN_FACTS  # noqa: E402
 from plugins.methods import stats_prefixes  # noqa: E402
 from scripts.results import ResultsError as ReportError, read_json_object, read_jsonl, read_stats  # noqa: E402
 
-CONTROLLER_PREFIXES = (*(f'{prefix}/' for prefix in stats_prefixes()), 'Diffusion/')  # and Diffusion-GAN's pipe
-PLOT_NAMES = ('fid.png', 'score-gap.png', 'augment-p.png',
-              *(f'controllers-{prefix.rstrip("/")}.png' for prefix in CONTROLLER_PREFIXES))
 CONVERGENCE_FRACTION = 0.95     # Primitives-PS: the kimg where a run reaches 95% of the scratch baseline's best FID
 AUGMENT_KEY = 'Progress/augment'
 DEFAULT_METRIC = 'fid50k_full'
@@ -59,8 +57,17 @@ AUGPIPE_GROUPS = (
     ('c', 'cutout', ('cutout',)),
 )
 UPSTREAM_PIPE = 'training.augment.AugmentPipe'
-LOSS_KWARGS_NOT_OPTIONS = ('class_name', 'random_seed', 'training_set_size', 'ada_target', 'batch_size', 'xflip',
-                           'G_opt_kwargs', 'D_opt_kwargs', 'G_reg_interval', 'D_reg_interval')  # facts of the run
+LOSS_KWARGS_NOT_OPTIONS = ('class_name', *RUN_FACTS)
+
+
+def controller_prefixes():
+    """The stats prefixes that get a controllers plot: every registered method's, and Diffusion-GAN's pipe's."""
+    return (*(f'{prefix}/' for prefix in stats_prefixes()), 'Diffusion/')
+
+
+def plot_names():
+    return ('fid.png', 'score-gap.png', 'augment-p.png',
+            *(f'controllers-{prefix.rstrip("/")}.png' for prefix in controller_prefixes()))
 
 
 def _finite(value):
@@ -478,7 +485,7 @@ def build_report(run_dirs, out, metric=None):
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ReportError(f'--out: cannot create {out}: {err.strerror}') from None
-    for name in ('report.md', *PLOT_NAMES):  # an earlier report's files, which this one may not rewrite
+    for name in ('report.md', *plot_names()):  # an earlier report's files, which this one may not rewrite
         (out / name).unlink(missing_ok=True)
     shared = shared_loss_options(runs)
     groups = collections.defaultdict(list)       # group key -> runs, in the order first seen
@@ -523,7 +530,7 @@ def build_report(run_dirs, out, metric=None):
              'Augment probability p', panel(AUGMENT_KEY, lambda run: run.series(AUGMENT_KEY),
                                             keep=lambda run: augmentation_label(run.options) != 'noaug'))
     keys = sorted({key for run in runs for key in run.stats_keys()})
-    for prefix in CONTROLLER_PREFIXES:
+    for prefix in controller_prefixes():
         panels = [item for key in keys if key.startswith(prefix)
                   for item in panel(key, lambda run, key=key: run.series(key))]
         name = prefix.rstrip('/')

@@ -42,6 +42,7 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
+from plugins.methods import METHODS, method_class, preset  # noqa: E402
 from scripts import children  # noqa: E402
 from scripts.dry_run import check_runs  # noqa: E402
 from scripts.results import ResultsError, field, read_json_object, read_jsonl, snapshot_kimg  # noqa: E402
@@ -49,7 +50,8 @@ from scripts.lowshot import (build_datasets, check_metrics, fetch_source, find_s
                              parse_seeds)
 
 DEFAULT_CONFIGS = ('stylegan2', 'ada', 'diffaugment', 'atopk', 'worstk', 'linear-topk', 'anda', 'diggan', 'finetune')
-BACKBONE_CONFIGS = ('apa', 'lecam', 'insgen', 'diffusion-gan', 'diffusion-anda')  # on request (--configs)
+BACKBONE_CONFIGS = (*(name for name in METHODS if name not in DEFAULT_CONFIGS), 'diffusion-gan',
+                    'diffusion-anda')  # on request (--configs)
 CONFIGS = DEFAULT_CONFIGS + BACKBONE_CONFIGS
 PRETRAIN = 'pretrain'
 CURVE_CONFIGS = ('diffaugment', 'finetune')  # Primitives-PS's FID against kimg: the metric at every curve point
@@ -75,20 +77,21 @@ def config_args(name, kimg, pretrained=None):
 
     def loss(class_name, **options):
         return ['--loss', class_name, '--loss-kwargs', json.dumps(options)]
+
+    def method(method_name, **options):  # a registered method's preset, on its papers' augmentation
+        cls = method_class(method_name)
+        adapts = cls.reads_p({**cls.option_defaults(), **options}, {'ada_target': 0.6 if cls.aug == 'ada' else None})
+        speed = {'speed_kimg': kimg / 4} if adapts == 'heuristic' else {}
+        return {'noaug': noaug, 'ada': ada}[cls.aug] + loss(preset(method_name), **options, **speed)
     return {
         'stylegan2': noaug,
         'ada': ada,
         'diffaugment': diffaugment,
-        'atopk': noaug + loss('plugins.atopk.Loss', speed_kimg=kimg / 4),
-        'worstk': noaug + loss('plugins.atopk.Loss', mode='worst', speed_kimg=kimg / 4),
-        'linear-topk': noaug + loss('plugins.atopk.Loss', mode='linear', speed_kimg=kimg / 4),
-        'anda': ada + loss('plugins.anda.Loss'),
-        'diggan': ada + loss('plugins.diggan.Loss'),
+        **{method_name: method(method_name) for method_name in METHODS},
+        'worstk': method('atopk', mode='worst'),
+        'linear-topk': method('atopk', mode='linear'),
         'finetune': diffaugment + ['--resume', pretrained or '{PRETRAINED}'],
         PRETRAIN: diffaugment,
-        'apa': ada + loss('plugins.apa.Loss'),
-        'lecam': ada + loss('plugins.lecam.Loss'),
-        'insgen': ada + loss('plugins.insgen.Loss'),
         'diffusion-gan': diffusion,
         'diffusion-anda': diffusion + loss('plugins.anda.Loss'),
     }[name]

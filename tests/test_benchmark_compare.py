@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from benchmarks.compare import DEFAULT_METHODS, parse_method
+from benchmarks.compare import default_methods, parse_method
 from tests.conftest import ROOT
 
 NUMBER = r'\d+\.\d+'
@@ -62,7 +62,7 @@ def test_default_methods_with_two_augmentations():
     lines = compare('--minibatches', 4, '--repeats', 1, '--no-memory',
                     '--aug', 'noaug', '--aug', 'plugins.diffaug.AugmentPipe')
     assert 'augmentation noaug, plugins.diffaug.AugmentPipe' in lines[0]
-    methods = [parse_method(spec) for spec in DEFAULT_METHODS]
+    methods = [parse_method(spec) for spec in default_methods()]
     names = [f'{name}+{aug}' for aug in ('noaug', 'plugins.diffaug.AugmentPipe') for name, _, _ in methods]
     rows = method_lines(lines, set(names))
     assert list(rows) == names

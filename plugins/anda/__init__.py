@@ -1,10 +1,7 @@
 """ANDA: adaptive negative data augmentation (Zhang et al., supplementary Eq. S4 and Algorithm 1). `negatives` holds
-the pure-PyTorch NDA transforms, `method` ANDA's term of the plugin loss; `Loss` (class_name 'plugins.anda.Loss',
-in `loss`) is imported on first use, as it needs upstream's packages."""
+the pure-PyTorch NDA transforms, `method` ANDA's term of the plugin loss. `Loss` ('plugins.anda.Loss') is ANDA's
+preset of `plugins.Loss`, generated from the registry on first use (`plugins.presets`)."""
 
+from plugins.presets import preset_getattr
 
-def __getattr__(name):
-    if name == 'Loss':
-        from .loss import Loss
-        return Loss
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__getattr__ = preset_getattr(__name__)

@@ -48,7 +48,6 @@ class ANDA(Method):
     name = 'anda'
     stats_prefix = 'ANDA'
     reports_score_gap = True
-    uses_heuristic = True  # may: each instance says whether its alpha is the heuristic's
 
     def __init__(self, lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2, permutation='released',
                  ada_target=None):
@@ -60,12 +59,16 @@ class ANDA(Method):
         self.alpha_source = resolve_p_source(alpha, ada_target)
         self.negative = negative
         self.negative_options = {'grid': int(grid), 'permutation': permutation} if negative == 'jigsaw' else {}
-        self.uses_heuristic = self.alpha_source == 'heuristic'
         self.augment_pipe = None
         self.pseudo = None  # 'released': the negatives of the last G main round
 
+    @classmethod
+    def reads_p(cls, options, facts):
+        source = resolve_p_source(options['alpha'], facts.get('ada_target'))
+        return 'heuristic' if source == 'heuristic' else "alpha is ADA's p"
+
     @staticmethod
-    def check_options(lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2, permutation='released'):
+    def check_options(lam, estimator, alpha, negative, grid, permutation):
         """Validate the ANDA options; raises ValueError naming the bad value and what is allowed."""
         check_range('lam', lam, 0, 1, high_inclusive=False)
         check_choice('estimator', estimator, ESTIMATORS)

@@ -1,10 +1,7 @@
 """APA: adaptive pseudo augmentation (Jiang et al., "Deceive D", NeurIPS 2021). `core` holds the pure-PyTorch
-math, `method` APA's part of the plugin loss; `Loss` (class_name 'plugins.apa.Loss', in `loss`) is imported on
-first use, as it needs upstream's packages."""
+math, `method` APA's part of the plugin loss. `Loss` ('plugins.apa.Loss') is APA's preset of `plugins.Loss`,
+generated from the registry on first use (`plugins.presets`)."""
 
+from plugins.presets import preset_getattr
 
-def __getattr__(name):
-    if name == 'Loss':
-        from .loss import Loss
-        return Loss
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__getattr__ = preset_getattr(__name__)

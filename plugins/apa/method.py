@@ -1,5 +1,7 @@
 """APA's part of the plugin loss (`plugins.loss.Loss`): fakes presented to D as reals."""
 
+from typing import Union
+
 import torch
 from torch_utils import training_stats
 
@@ -29,19 +31,23 @@ class APA(Method):
 
     name = 'apa'
     stats_prefix = 'APA'
-    uses_heuristic = True  # may: each instance says whether p is the heuristic's
 
-    def __init__(self, p='auto', ada_target=None):
+    def __init__(self, p: Union[str, float] = 'auto', ada_target=None):  # 'auto', 'ada', 'heuristic' or a number
         self.check_options(p=p)
         self.fixed_p = None if isinstance(p, str) else float(p)
         self.p_source = 'fixed' if self.fixed_p is not None else resolve_p_source(p, ada_target)
         self.ada_target = ada_target
-        self.uses_heuristic = self.p_source == 'heuristic'
         self.augment_pipe = None
         self.pseudo = None  # the last G main chunk's images
 
+    @classmethod
+    def reads_p(cls, options, facts):
+        if not isinstance(options['p'], str):
+            return 'p is fixed'
+        return 'heuristic' if resolve_p_source(options['p'], facts.get('ada_target')) == 'heuristic' else "p is ADA's p"
+
     @staticmethod
-    def check_options(p='auto'):
+    def check_options(p):
         """Validate the APA options; raises ValueError naming the bad value and what is allowed."""
         if isinstance(p, str):
             check_choice('p', p, P_SOURCES)

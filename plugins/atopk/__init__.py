@@ -1,14 +1,7 @@
 """ATop-k (adaptive Top-k generator updates). `core` holds the pure-PyTorch math, `method` ATop-k's part of the
-plugin loss; `Loss` (class_name 'plugins.atopk.Loss', in `loss`) is the upstream loss. Importing this package does
-not import upstream: `Loss` is imported on first use."""
+plugin loss. `Loss` ('plugins.atopk.Loss') is ATop-k's preset of `plugins.Loss`, generated from the registry on
+first use (`plugins.presets`): importing this package does not import upstream."""
 
+from plugins.presets import preset_getattr
 
-def __getattr__(name):
-    """Import `Loss` (which needs upstream's `training` and `torch_utils` packages) only when it is asked for."""
-    if name == 'Loss':
-        from .loss import Loss
-        return Loss
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-__all__ = ['Loss']
+__getattr__ = preset_getattr(__name__)

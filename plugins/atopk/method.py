@@ -58,6 +58,7 @@ class ATopk(Method):
     name = 'atopk'
     stats_prefix = 'ATopk'
     reports_score_gap = True
+    aug = 'noaug'  # the paper's runs: StyleGAN2 without augmentation
 
     def __init__(self, mode='adaptive', k=None, schedule=None, nu=None, gamma=None, linear_kimg=None, seed=None,
                  random_seed=0, training_set_size=None, batch_size=None):
@@ -83,16 +84,18 @@ class ATopk(Method):
         self._fakes_used = None  # fakes used by G in the current minibatch, all chunks
         self._loss_divisor = None  # fakes used in the minibatch / number of chunks
 
-    uses_heuristic = True  # p is reported in every mode
-
     def describe(self):
         if self.fixed_k is not None and self.fixed_k == self.batch_size:  # its neutral setting: said, as the loss says
             return (f'atopk: off with these options (mode={self.mode!r}, k={self.fixed_k}, the whole batch): every '
                     f'fake counts, as without it')
         return None
 
+    @classmethod
+    def reads_p(cls, options, facts):
+        return 'heuristic'  # reported in every mode, drives k in the adaptive ones
+
     @staticmethod
-    def check_options(mode='adaptive', k=None, schedule=None, nu=None, gamma=None, linear_kimg=None, seed=None):
+    def check_options(mode, k, schedule, nu, gamma, linear_kimg, seed):
         """Validate the ATop-k options; raises ValueError naming the bad value and what is allowed."""
         check_choice('mode', mode, MODES)
         given = [name for name, value in zip(LINEAR_DEFAULTS, (schedule, nu, gamma, linear_kimg)) if value is not None]

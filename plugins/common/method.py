@@ -27,8 +27,13 @@ The loss calls, in the registry's order (`plugins.methods.METHODS`), for every m
   G main, images    `observe_g_main(real_img, gen_img)`: each G main chunk's real images and generated images
                     (detached), after G's forward and before D's.
   state             `state_dict()` / `load_state_dict(state)` for exact resume.
-`p` is the method's overfitting-heuristic p (a tensor) when it `uses_heuristic`, else None; a method that reads
-the augment pipe's p keeps the pipe from `attach`. Upstream's terms and regularisers stay the loss's own."""
+`p` is the method's overfitting-heuristic p (a tensor) when `reads_p` says 'heuristic', else None; a method that
+reads the augment pipe's p keeps the pipe from `attach`. Upstream's terms and regularisers stay the loss's own."""
+
+import inspect
+
+RUN_FACTS = ('random_seed', 'training_set_size', 'ada_target', 'batch_size', 'xflip', 'G_opt_kwargs', 'D_opt_kwargs',
+             'G_reg_interval', 'D_reg_interval')  # what train.py tells a loss about the run (patches 0013, 0026)
 
 EXCLUSIVE_HOOKS = {  # hooks that one method at most implements, and what they set
     'g_main_loss': "G's main loss",
@@ -43,14 +48,30 @@ class Method:
 
     name = None  # the --loss-kwargs key
     stats_prefix = None  # training_stats prefix of its quantities
-    uses_heuristic = False  # reads the overfitting heuristic's p; True here lets an instance decide
     reports_score_gap = False  # report mean D(x) - mean D(G(z)) as '<stats_prefix>/score_gap'
     input_grad_wrt = None  # with d_gradient_term: 'before' or 'after' the augment pipe
     per_process_state = False  # its state differs between processes: saved and restored per process (patch 0030)
+    aug = 'ada'  # train.py's --aug of its papers' runs: the README's and the studies' command for it
+
+    @classmethod
+    def option_defaults(cls):
+        """{option: default}: a method's options are its constructor's keyword parameters, less the RUN_FACTS it
+        takes (those come from train.py, never from --loss-kwargs)."""
+        return {name: parameter.default for name, parameter in inspect.signature(cls).parameters.items()
+                if name not in RUN_FACTS}
 
     @staticmethod
-    def check_options():
-        """Validate the options (keyword arguments with the constructor's names); raise ValueError."""
+    def check_options(**options):
+        """Validate every option (`option_defaults()` with the given ones over it); raise ValueError naming the bad
+        value and what is allowed."""
+
+    @classmethod
+    def reads_p(cls, options, facts):
+        """Where the method's p comes from with these options (every one, defaults filled) and run facts:
+        'heuristic' (the loss's overfitting heuristic, Eq. 10, whose target/speed_kimg/interval are then options of
+        the method), or else a clause saying what p is instead ("alpha is ADA's p"), for the refusal of those
+        options. A method that does not override this reads no p and never takes them."""
+        return None
 
     @property
     def active(self):
@@ -117,6 +138,14 @@ class Method:
         pass
 
 
+def run_facts_for(cls, facts):
+    """The entries of `facts` (RUN_FACTS by name) that a method's or a loss's constructor takes."""
+    return {name: value for name, value in facts.items() if name in inspect.signature(cls).parameters}
+
+
 def implements(method, hook):
     """Whether a method (instance or class) overrides `hook` of Method."""
-    return getattr(method if isinstance(method, type) else type(method), hook) is not getattr(Method, hook)
+    def function(cls):
+        attribute = getattr(cls, hook)
+        return getattr(attribute, '__func__', attribute)  # a classmethod is bound anew at each access
+    return function(method if isinstance(method, type) else type(method)) is not function(Method)

@@ -19,6 +19,9 @@ def distributed_rank():
     return 0
 
 
+HEURISTIC_DEFAULTS = {'target': 0.6, 'speed_kimg': 500, 'interval': 4}  # ADA's: target 0.6, 500 kimg, every 4 minibatches
+
+
 class OverfitHeuristic(torch.nn.Module):
     """eta = E[sign(D_real logits)] (ADA's r_t; ATop-k's Eq. 10) over every real logit seen since the last adjustment,
     and the probability p it drives, computed as upstream's `training_loop.py` computes ADA's p: p starts at 0 (a
@@ -40,7 +43,8 @@ class OverfitHeuristic(torch.nn.Module):
     moved.
     """
 
-    def __init__(self, target=0.6, interval=4, speed_kimg=500):
+    def __init__(self, target=HEURISTIC_DEFAULTS['target'], interval=HEURISTIC_DEFAULTS['interval'],
+                 speed_kimg=HEURISTIC_DEFAULTS['speed_kimg']):
         super().__init__()
         self.target = float(check_range('target', target, 0, 1))
         self.interval = check_int_range('interval', interval, 1)

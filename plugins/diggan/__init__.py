@@ -1,10 +1,7 @@
 """DigGAN: discriminator gradient gap regularisation (Fang, Sun and Schwing). `core` holds the pure-PyTorch math,
-`method` DigGAN's term of the plugin loss; `Loss` (class_name 'plugins.diggan.Loss', in `loss`) is imported on
-first use, as it needs upstream's packages."""
+`method` DigGAN's term of the plugin loss. `Loss` ('plugins.diggan.Loss') is DigGAN's preset of `plugins.Loss`,
+generated from the registry on first use (`plugins.presets`)."""
 
+from plugins.presets import preset_getattr
 
-def __getattr__(name):
-    if name == 'Loss':
-        from .loss import Loss
-        return Loss
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__getattr__ = preset_getattr(__name__)

@@ -37,7 +37,6 @@ class DigGAN(Method):
 
     name = 'diggan'
     stats_prefix = 'DigGAN'
-    uses_heuristic = False
     per_process_state = True  # each process smooths the norms of its own images
 
     def __init__(self, weight=1000.0, cadence='every', wrt='after', smoothing=0.5):
@@ -50,7 +49,7 @@ class DigGAN(Method):
         self.fake_smoother = NormSmoother(self.smoothing)
 
     @staticmethod
-    def check_options(weight=1000.0, cadence='every', wrt='after', smoothing=0.5):
+    def check_options(weight, cadence, wrt, smoothing):
         """Validate the DigGAN options; raises ValueError naming the bad value and what is allowed."""
         check_range('weight', weight, 0)
         check_choice('cadence', cadence, CADENCES)

@@ -1,10 +1,7 @@
 """InsGen (Yang et al., "Data-Efficient Instance Generation from Instance Discrimination", NeurIPS 2021). `core`
-holds the pure-PyTorch math, `method` InsGen's terms of the plugin loss; `Loss` (class_name 'plugins.insgen.Loss',
-in `loss`) is imported on first use, as it needs upstream's packages."""
+holds the pure-PyTorch math, `method` InsGen's terms of the plugin loss. `Loss` ('plugins.insgen.Loss') is
+InsGen's preset of `plugins.Loss`, generated from the registry on first use (`plugins.presets`)."""
 
+from plugins.presets import preset_getattr
 
-def __getattr__(name):
-    if name == 'Loss':
-        from .loss import Loss
-        return Loss
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__getattr__ = preset_getattr(__name__)

@@ -109,8 +109,8 @@ class InsGen(Method):
         self.heads, self.optimizers = {}, {}
 
     @staticmethod
-    def check_options(real_weight=1.0, fake_weight=1.0, g_weight=0.1, temperature=0.2, momentum=0.999,
-                      real_queue_size=None, fake_queue_size=None, noise_std=0.15):
+    def check_options(real_weight, fake_weight, g_weight, temperature, momentum, real_queue_size, fake_queue_size,
+                      noise_std):
         """Validate the InsGen options; raises ValueError naming the bad value and what is allowed."""
         for name, value in (('real_weight', real_weight), ('fake_weight', fake_weight), ('g_weight', g_weight),
                             ('noise_std', noise_std)):

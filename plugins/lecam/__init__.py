@@ -1,10 +1,7 @@
 """LeCam regularisation (Tseng et al., "Regularizing Generative Adversarial Networks under Limited Data", CVPR
-2021). `core` holds the pure-PyTorch math, `method` LeCam's term of the plugin loss; `Loss` (class_name
-'plugins.lecam.Loss', in `loss`) is imported on first use, as it needs upstream's packages."""
+2021). `core` holds the pure-PyTorch math, `method` LeCam's term of the plugin loss. `Loss` ('plugins.lecam.Loss')
+is LeCam's preset of `plugins.Loss`, generated from the registry on first use (`plugins.presets`)."""
 
+from plugins.presets import preset_getattr
 
-def __getattr__(name):
-    if name == 'Loss':
-        from .loss import Loss
-        return Loss
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__getattr__ = preset_getattr(__name__)

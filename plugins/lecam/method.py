@@ -47,7 +47,7 @@ class LeCam(Method):
         self.ema_fake = ZeroDebiasedAverage(decay)
 
     @staticmethod
-    def check_options(weight=3e-7, decay=0.99, form='released'):
+    def check_options(weight, decay, form):
         """Validate the LeCam options; raises ValueError naming the bad value and what is allowed."""
         check_range('weight', weight, 0)
         check_range('decay', decay, 0, 1, high_inclusive=False)
