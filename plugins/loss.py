@@ -19,6 +19,7 @@ from plugins.common.grad_norms import per_sample_grad_norms
 from plugins.common.minibatch import G_MAIN_PHASES, MinibatchTracker
 from plugins.common.options import check_int_range, check_range, check_type
 from plugins.common.overfit import HEURISTIC_DEFAULTS, OverfitHeuristic
+from plugins.common.pipe_output import join_pipe_output, split_pipe_output
 from plugins.methods import METHODS, method_class
 
 UPSTREAM_OPTIONS = ('style_mixing_prob', 'r1_gamma', 'pl_batch_shrink', 'pl_decay', 'pl_weight')
@@ -241,7 +242,7 @@ class Loss(StyleGAN2Loss):
                 training_stats.report('Loss/G/loss', per_image)
                 loss_Gmain = per_image
             for method in self._on('g_main_terms'):
-                loss_Gmain = loss_Gmain + method.g_main_terms(gen_img, gen_c)  # per image, as released InsGen adds it
+                loss_Gmain = loss_Gmain + method.g_main_terms(gen_img, gen_c)  # per image, before the mean
             loss_Gmain = loss_Gmain.mean()
         with torch.autograd.profiler.record_function('Gmain_backward'):
             loss_Gmain.mul(gain).backward()
@@ -256,11 +257,11 @@ class Loss(StyleGAN2Loss):
         wrt = set([wrt] if isinstance(wrt, str) else wrt or [])
         before = img.detach().requires_grad_('before' in wrt)
         after = self.augment_pipe(before) if self.augment_pipe is not None else before
-        after, timesteps = after if isinstance(after, tuple) else (after, None)  # a pipe that conditions D (Diffusion-GAN)
+        after, timesteps = split_pipe_output(after)
         if 'after' in wrt and not after.requires_grad:
             after = after.detach().requires_grad_(True)
         with misc.ddp_sync(self.D, sync):
-            logits = self.D(after if timesteps is None else (after, timesteps), c)
+            logits = self.D(join_pipe_output(after, timesteps), c)
         return logits, before, after
 
     def _input_grads(self, logits, inputs):
@@ -300,7 +301,7 @@ class Loss(StyleGAN2Loss):
         logit_terms = self._on('d_logit_terms') if do_Dmain else []
         joint = gradder is not None or len(logit_terms) > 0  # the fake term's graph waits for the real pass
 
-        # Dmain: minimize logits for generated images (and ANDA's negatives). A method whose term needs the fake
+        # Dmain: minimize logits for generated images (and a method's negatives). A method whose term needs the fake
         # and real passes together keeps the fake term's graph for one backward with the real pass.
         loss_Dgen, gen_img, gen_logits, fake_norms = 0, None, None, None
         if do_Dmain:
@@ -309,7 +310,7 @@ class Loss(StyleGAN2Loss):
             if not joint:
                 with torch.autograd.profiler.record_function('Dgen_backward'):
                     loss_Dgen.mean().mul(gain).backward()
-        elif gradder is not None:  # a gradient term outside D main (DigGAN's lazy cadence): one more D pass on fakes
+        elif gradder is not None:  # a gradient term outside D main (a lazy cadence): one more D pass on fakes
             with torch.autograd.profiler.record_function('Dgap_fake_forward'):
                 gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
                 _logits, fake_norms = self._fake_norms(gen_img, gen_c, gradder)
@@ -354,7 +355,7 @@ class Loss(StyleGAN2Loss):
                 extra_terms += [method.d_logit_terms(real_logits, gen_logits) for method in logit_terms]
                 for method in self._on('d_main_terms') if do_Dmain else []:
                     for term in method.d_main_terms(real_img, real_c, gen_img, gen_z, gen_c, self.run_G):
-                        loss_Dreal = loss_Dreal + term  # per image, before the mean, as released InsGen adds it
+                        loss_Dreal = loss_Dreal + term  # per image, before the mean
 
             with torch.autograd.profiler.record_function(name + '_backward'):
                 total = (real_logits * 0 + loss_Dreal + loss_Dr1).mean()

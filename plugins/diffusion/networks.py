@@ -5,6 +5,8 @@ import torch
 from torch_utils import persistence
 from training.networks import Discriminator as UpstreamDiscriminator
 
+from plugins.common.pipe_output import split_pipe_output
+
 
 @persistence.persistent_class
 class Discriminator(UpstreamDiscriminator):
@@ -19,5 +21,6 @@ class Discriminator(UpstreamDiscriminator):
         super().__init__(c_dim=c_dim + 1, img_resolution=img_resolution, img_channels=img_channels, **kwargs)
 
     def forward(self, img, c, **block_kwargs):
-        img, t = img if isinstance(img, tuple) else (img, torch.zeros([img.shape[0], 1], device=img.device))
+        img, t = split_pipe_output(img)
+        t = torch.zeros([img.shape[0], 1], device=img.device) if t is None else t
         return super().forward(img, torch.cat([c, t.to(c.dtype)], dim=1), **block_kwargs)  # plain images: t = 0
