@@ -42,9 +42,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]  # the methods' classes,
 
 from plugins.common.method import RUN_FACTS  # noqa: E402
 from plugins.methods import stats_prefixes  # noqa: E402
-from scripts.results import ResultsError as ReportError, read_json_object, read_jsonl, read_stats  # noqa: E402
+from scripts.results import (ResultsError as ReportError, convergence_kimg, read_json_object, read_jsonl,  # noqa: E402
+                             read_stats, snapshot_kimg)
 
-CONVERGENCE_FRACTION = 0.95     # Primitives-PS: the kimg where a run reaches 95% of the scratch baseline's best FID
 AUGMENT_KEY = 'Progress/augment'
 DEFAULT_METRIC = 'fid50k_full'
 # Upstream AugmentPipe's option groups, as train.py's --augpipe names them (bgc = blit + geom + color).
@@ -151,13 +151,12 @@ class Run:
         if _finite(timestamp) and _finite(last) and timestamp <= last:
             return next(r['Progress/kimg']['mean'] for r in self.stats if r.get('timestamp', 0) >= timestamp)
         name = Path(row.get('snapshot_pkl') or '').name
-        number = name[len('network-snapshot-'):-len('.pkl')]
         try:
-            kimg = float(number)
+            kimg = snapshot_kimg(name)
         except ValueError:
             raise ReportError(f'{self.path}: metric row for snapshot {name!r} has no kimg (not computed during '
                               'training, and not named network-snapshot-NNNNNN[.NNN].pkl)') from None
-        if '.' in number:           # the exact kimg (runs with ticks shorter than 1 kimg)
+        if '.' in Path(name).stem:  # the exact kimg (runs with ticks shorter than 1 kimg)
             return kimg
         snap_ticks = self.options.get('network_snapshot_ticks') or 1
         candidates = [r for i, r in enumerate(self.stats)
@@ -327,12 +326,6 @@ def method_label(run, shared):
 def group_key(run):
     return (run.loss_class, json.dumps(run.loss_options, sort_keys=True), augmentation_label(run.options),
             dataset_label(run.options), run.fine_tuned)
-
-
-def convergence_kimg(curve, scratch_best):
-    """kimg of the first point of curve [(kimg, FID)] with FID <= scratch_best / CONVERGENCE_FRACTION, else NaN."""
-    threshold = scratch_best / CONVERGENCE_FRACTION
-    return next((kimg for kimg, value in curve if value <= threshold), math.nan)
 
 
 # ---------------------------------------------------------------------------------------------------------------

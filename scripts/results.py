@@ -85,5 +85,20 @@ def _finite(value):
 
 
 def snapshot_kimg(name):
-    """kimg of a snapshot from its file name (network-snapshot-000012.004.pkl -> 12.004)."""
-    return float(Path(name).stem.rpartition('-')[2])
+    """kimg of a snapshot from its file name (network-snapshot-000012.004.pkl -> 12.004); ValueError for another
+    name."""
+    stem = Path(name).stem
+    if not stem.startswith('network-snapshot-'):
+        raise ValueError(f'{name!r} is not named network-snapshot-NNNNNN[.NNN].pkl')
+    return float(stem[len('network-snapshot-'):])
+
+
+CONVERGENCE_FRACTION = 0.95  # Primitives-PS: the kimg where a run reaches 95% of the scratch baseline's best FID
+
+
+def convergence_kimg(curve, scratch_best):
+    """kimg of the first evaluated point of `curve` [(kimg, FID)] with FID <= scratch_best / CONVERGENCE_FRACTION,
+    else NaN: the point a researcher reads off the metric rows, with no assumption between evaluations (so an
+    upper bound at the evaluation interval)."""
+    threshold = scratch_best / CONVERGENCE_FRACTION
+    return next((kimg for kimg, value in curve if value <= threshold), math.nan)

@@ -141,7 +141,8 @@ def test_jigsaw_detector_flags_jigsaws_and_not_smooth_images():
 
 def test_paired_comparison_and_convergence_kimg():
     sys.path.insert(0, str(ROOT / 'scripts'))
-    from study_report import convergence_kimg, paired
+    from scripts.results import convergence_kimg
+    from study_report import paired
 
     class Run:
         def __init__(self, seed, value):
@@ -150,8 +151,8 @@ def test_paired_comparison_and_convergence_kimg():
     # differences -2 and +1: mean -0.5, sample std sqrt(4.5) = 2.1
     assert paired(runs, 'atopk', lambda run: run.value) == '-0.5 +- 2.1, lower in 1 of 2'
     curve = [(8.0, 100.0), (16.0, 60.0), (24.0, 40.0)]
-    assert convergence_kimg(curve, 50.0) == pytest.approx(20.0)  # halfway from 60 at 16 to 40 at 24
-    assert convergence_kimg(curve, 100.0) == 8.0 and math.isnan(convergence_kimg(curve, 39.0))
+    assert convergence_kimg(curve, 50.0) == 24.0  # FID <= 52.6: 60 at 16 is not, 40 at 24 is; no interpolation
+    assert convergence_kimg(curve, 95.0) == 8.0 and math.isnan(convergence_kimg(curve, 37.0))  # <= 100, <= 38.9
 
 
 def test_a_free_pipeline_passes_over_fine_tunings_until_the_pretraining_is_done():
@@ -218,10 +219,10 @@ def test_report_tables_from_recorded_runs(tmp_path):
     tables = (tmp_path / 'tables.md').read_text()
     assert '| Primitives-PS fine-tuning (DiffAugment) | 122.0 +- 39.6 (n=2) | 80.0 (n=1) | 90.0 +- 7.1 (n=2) |' \
         in tables  # 8, 24 and 40 kimg: the per-point table
-    # per seed, FID <= scratch best / 0.95: seed 0 <= 105.26, seed 1 <= 94.74. Fine-tuning: seed 0 from 150 at 8 to
-    # 95 at 40 kimg, 8 + 32 * (150 - 105.26) / 55 = 34.03; seed 1 at its first point, 8. Scratch: seed 0 from 120 at
-    # 24 to 100 at 40 kimg, 24 + 16 * 14.74 / 20 = 35.79; seed 1 from 280 at 8 to 90 at 24, 8 + 16 * 185.26 / 190 = 23.6
-    assert 'fine-tuning 21.0 +- 18.4 (n=2) kimg, reached by 2 of 2; scratch 29.7 +- 8.6 (n=2) kimg' in tables
+    # per seed, the first evaluated kimg with FID <= scratch best / 0.95: seed 0 <= 105.26, seed 1 <= 94.74.
+    # Fine-tuning: seed 0 at 40 (95), seed 1 at 8 (94): 24 +- sqrt(2 * 16^2) = 22.6. Scratch: seed 0 at 40 (100),
+    # seed 1 at 24 (90): 32 +- sqrt(2 * 8^2) = 11.3
+    assert 'fine-tuning 24.0 +- 22.6 (n=2) kimg, reached by 2 of 2; scratch 32.0 +- 11.3 (n=2) kimg' in tables
     assert 'all 2 fine-tunings start from one pretrained snapshot (sha256 aaaaaaaaaaaa)' in tables
     for figure in ('primitives-fid.png', 'fid.png'):
         assert (tmp_path / 'figures' / figure).is_file()
