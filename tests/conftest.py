@@ -1,6 +1,7 @@
 """Shared fixtures: a small dataset the project makes itself, and runners for upstream's command-line tools."""
 
 import contextlib
+import importlib
 import json
 import subprocess
 import sys
@@ -57,15 +58,22 @@ def as_a_new_process():
         np.random.set_state(random_state[1])
 
 
-def invoke_train(*args):
-    """upstream's train.py with these arguments, in this process (importing torch and upstream in a new process costs
-    more than a short run): its exit code and output. The exit paths of a real process are tested through
-    run_upstream."""
+def invoke_tool(script, *args):
+    """One of upstream's scripts (patched) with these arguments, in this process through its click command (importing
+    torch and upstream in a new process costs more than most checks): its exit code and output. An exception it does
+    not turn into a message is raised. The exit paths of a real process are tested through run_upstream."""
+    import click
     from click.testing import CliRunner
-    import train as train_py
+    module = importlib.import_module(Path(script).stem)
+    (command,) = [value for value in vars(module).values() if isinstance(value, click.Command)]
     with as_a_new_process():
-        result = CliRunner().invoke(train_py.main, list(map(str, args)), catch_exceptions=False)
+        result = CliRunner().invoke(command, list(map(str, args)), catch_exceptions=False)
     return result.exit_code, result.output
+
+
+def invoke_train(*args):
+    """upstream's train.py with these arguments, in this process: its exit code and output."""
+    return invoke_tool('train.py', *args)
 
 
 def run_train(*args):

@@ -14,7 +14,7 @@ import PIL.Image
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, invoke_tool
 
 
 class ShellPayload:
@@ -134,25 +134,45 @@ def run(script, *args, trust=False):
                           capture_output=True, text=True, timeout=600, env=env)
 
 
-@pytest.mark.parametrize('script, args', [
-    ('train.py', ['--cfg', 'cpu', '--resume', '{pkl}', '--data', '{data}', '--outdir', '{out}']),
-    ('train.py', ['--cfg', 'cpu', '--resume', 'file://{pkl}', '--data', '{data}', '--outdir', '{out}']),
-    ('generate.py', ['--network', '{pkl}', '--seeds', '0', '--outdir', '{out}']),
-    ('calc_metrics.py', ['--network', '{pkl}', '--metrics', 'fid1k_full', '--data', '{data}']),
-    ('style_mixing.py', ['--network', '{pkl}', '--rows', '0', '--cols', '1', '--outdir', '{out}']),
-    ('projector.py', ['--network', '{pkl}', '--target', '{image}', '--outdir', '{out}']),
-], ids=['train.py', 'train.py file URL', 'generate.py', 'calc_metrics.py', 'style_mixing.py', 'projector.py'])
-def test_a_crafted_snapshot_is_refused_before_it_runs(tmp_path, dataset16, crafted, script, args):
-    path, marker, message = crafted
+COMMANDS = {  # each tool that unpickles the file it is given, and its arguments
+    'train.py': ['--cfg', 'cpu', '--resume', '{pkl}', '--data', '{data}', '--outdir', '{out}'],
+    'train.py file URL': ['--cfg', 'cpu', '--resume', 'file://{pkl}', '--data', '{data}', '--outdir', '{out}'],
+    'generate.py': ['--network', '{pkl}', '--seeds', '0', '--outdir', '{out}'],
+    'calc_metrics.py': ['--network', '{pkl}', '--metrics', 'fid1k_full', '--data', '{data}'],
+    'style_mixing.py': ['--network', '{pkl}', '--rows', '0', '--cols', '1', '--outdir', '{out}'],
+    'projector.py': ['--network', '{pkl}', '--target', '{image}', '--outdir', '{out}'],
+}
+
+
+def tool_arguments(tmp_path, dataset16, path, tool):
     image = tmp_path / 'target.png'
     PIL.Image.new('RGB', (16, 16)).save(image)
     values = {'pkl': path, 'data': dataset16, 'out': tmp_path / 'out', 'image': image}
-    result = run(script, *[arg.format(**values) for arg in args])
-    output = result.stdout + result.stderr
-    assert result.returncode != 0 and not marker.exists()
+    return [arg.format(**values) for arg in COMMANDS[tool]]
+
+
+def assert_refused(tmp_path, output, crafted):
+    path, marker, message = crafted
+    assert not marker.exists()
     assert message in output and str(path) in output and 'STYLEGAN2_TRUST_PICKLES=1' in output
-    assert 'Traceback' not in output
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('tool', list(COMMANDS))
+def test_a_crafted_snapshot_is_refused_before_it_runs(tmp_path, dataset16, crafted, tool, monkeypatch):
+    """Every payload against every tool, in this process; the exit of a real process is the next test's."""
+    monkeypatch.delenv('STYLEGAN2_TRUST_PICKLES', raising=False)
+    exit_code, output = invoke_tool(tool.split()[0], *tool_arguments(tmp_path, dataset16, crafted[0], tool))
+    assert exit_code != 0
+    assert_refused(tmp_path, output, crafted)
+
+
+def test_a_crafted_snapshot_ends_the_process_with_a_message_and_no_traceback(tmp_path, dataset16):
+    crafted = write_payload(tmp_path, 'os.system')
+    result = run('train.py', *tool_arguments(tmp_path, dataset16, crafted[0], 'train.py'))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and 'Traceback' not in output
+    assert_refused(tmp_path, output, crafted)
 
 
 @pytest.mark.parametrize('payload', ['os.system', 'dotted name'])

@@ -151,12 +151,14 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
 
 def test_a_two_process_run_resumes_exactly_with_each_ranks_own_state(tmp_path, dataset16):
     """Each rank's own state (patch 0030): upstream's pl_mean, DigGAN's smoothed norms and Diffusion-GAN's released
-    timestep table. A two-process run resumed after 8 minibatches (two adjustments) ends as the straight run."""
-    common = ['--gpus', 2, *DIFFUSION, '--ada-kimg', 0.1, '--loss', 'plugins.diggan.Loss']
-    straight = load_snapshot(train(tmp_path / 'straight', dataset16, '--kimg', 0.064, *common))
-    first = train(tmp_path / 'first', dataset16, '--kimg', 0.032, *common)
+    timestep table. A two-process run resumed from its own snapshot after 8 minibatches (two adjustments) ends as
+    the run that went on."""
+    common = ['--gpus', 2, *DIFFUSION, '--ada-kimg', 0.1, '--loss', 'plugins.diggan.Loss',
+              '--tick', 0.028, '--snap', 1]  # ticks end at 0.004, 0.032 and 0.060 kimg, each with a snapshot
+    straight_dir = train(tmp_path / 'straight', dataset16, '--kimg', 0.064, *common)
+    straight = load_snapshot(straight_dir)
     resumed = load_snapshot(train(tmp_path / 'resumed', dataset16, '--kimg', 0.064, '--resume',
-                                  max(first.glob('network-snapshot-*.pkl')), *common))
+                                  straight_dir / 'network-snapshot-000000.032.pkl', *common))
     ranks = straight['training_state']['rng']
     assert len(ranks) == 2 and not torch.equal(ranks[0]['pipe']['table'], ranks[1]['pipe']['table'])
     assert not torch.equal(ranks[0]['loss']['pl_mean'], ranks[1]['loss']['pl_mean'])

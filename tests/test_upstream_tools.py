@@ -8,7 +8,7 @@ import PIL.Image
 import pytest
 import torch
 
-from tests.conftest import run_upstream, train
+from tests.conftest import invoke_tool, run_upstream, train
 from tests.test_reliability import image_zip
 
 VGG16_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt'
@@ -20,11 +20,16 @@ def snapshot(tmp_path_factory, dataset16):
     return max(run_dir.glob('network-snapshot-*.pkl'))
 
 
-def refused(script, *args, message, written=()):
-    result = run_upstream(script, *args, check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0 and message in output, output
-    assert 'Traceback' not in output
+def refused(script, *args, message, written=(), process=False):
+    """The tool refuses: a non-zero exit, `message` and nothing written; in this process, or with `process` in a new
+    one (each exit path once: a click usage error, a message of the patches, dataset_tool's own)."""
+    if process:
+        result = run_upstream(script, *args, check=False)
+        exit_code, output = result.returncode, result.stdout + result.stderr
+        assert 'Traceback' not in output
+    else:
+        exit_code, output = invoke_tool(script, *args)
+    assert exit_code != 0 and message in output, output
     for path in written:
         assert not path.exists(), path
 
@@ -37,7 +42,7 @@ def refused(script, *args, message, written=()):
 ])
 def test_generate_refuses_bad_seeds_and_truncation(tmp_path, snapshot, args, message):
     refused('generate.py', '--network', snapshot, '--outdir', tmp_path / 'out', *args, message=message,
-            written=[tmp_path / 'out'])
+            written=[tmp_path / 'out'], process=args == [])
 
 
 def test_generate_and_calc_metrics_name_a_network_they_cannot_read(tmp_path):
@@ -49,7 +54,7 @@ def test_generate_and_calc_metrics_name_a_network_they_cannot_read(tmp_path):
                 message='--network: no such file' if script == 'generate.py' else '--network must point to a file',
                 written=[tmp_path / 'out'])
         refused(script, '--network', junk, *extra, message=f'--network: cannot read {junk} as a network snapshot',
-                written=[tmp_path / 'out'])
+                written=[tmp_path / 'out'], process=script == 'generate.py')
 
 
 def test_calc_metrics_names_data_it_cannot_use(tmp_path, snapshot):
@@ -63,7 +68,7 @@ def test_calc_metrics_names_data_it_cannot_use(tmp_path, snapshot):
 def test_dataset_tool_refuses_an_empty_source_and_leaves_no_partial_dataset(tmp_path):
     (tmp_path / 'empty').mkdir()
     refused('dataset_tool.py', '--source', tmp_path / 'empty', '--dest', tmp_path / 'out.zip',
-            message='No images found in', written=[tmp_path / 'out.zip'])
+            message='No images found in', written=[tmp_path / 'out.zip'], process=True)
     mixed = tmp_path / 'mixed'
     mixed.mkdir()
     for name, side in [('a.png', 16), ('b.png', 16), ('c.png', 32)]:
