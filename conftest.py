@@ -1,6 +1,7 @@
-"""pytest setup: the project root and the patched upstream checkout on sys.path, and a loud failure when
-upstream is missing or unpatched (the integration tests must never be skipped silently)."""
+"""pytest setup: a loud failure when upstream is missing or unpatched, or the venv cannot import the project and
+upstream (`make setup` makes both importable), as the integration tests must never be skipped silently."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 UPSTREAM = ROOT / 'stylegan2_ada'
-sys.path[:0] = [str(ROOT), str(UPSTREAM)]
 
 
 def pytest_configure(config):
@@ -20,3 +20,8 @@ def pytest_configure(config):
     if check.returncode != 0:
         pytest.exit(f'the patch series is not applied to stylegan2_ada/:\n{check.stderr.strip()}\nRun `make test`, '
                     'or `python patches/tool.py apply`.', returncode=3)
+    missing = [name for name in ('plugins', 'torch_utils') if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.exit(f'{sys.executable} cannot import {" or ".join(missing)}: run `make test` (`make setup` makes the '
+                    'project and stylegan2_ada/ importable by the venv\'s Python), or set '
+                    'PYTHONPATH=$PWD:$PWD/stylegan2_ada for another one.', returncode=3)

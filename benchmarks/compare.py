@@ -44,15 +44,12 @@ import time
 import click
 import torch
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-for _path in (str(ROOT / 'stylegan2_ada'), str(ROOT)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+from plugins.common.method import run_facts_for
+from plugins.methods import METHODS, preset
+from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix
+from training.networks import Discriminator, Generator
 
-from plugins.common.method import run_facts_for  # noqa: E402
-from plugins.methods import METHODS, preset  # noqa: E402
-from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix  # noqa: E402
-from training.networks import Discriminator, Generator  # noqa: E402
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 PHASES = [('Gmain', 'G', 1), ('Greg', 'G', 4), ('Dmain', 'D', 1), ('Dreg', 'D', 16)]
 BASELINE = 'training.loss.StyleGAN2Loss'

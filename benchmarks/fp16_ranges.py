@@ -23,17 +23,15 @@ import copy
 import json
 import math
 import pickle
-import sys
 from pathlib import Path
 
 import click
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
-
-from benchmarks.compare import (PHASES, registered_methods, Config, build_loss, build_networks,  # noqa: E402
+from benchmarks.compare import (PHASES, registered_methods, Config, build_loss, build_networks,
                                 make_data, parse_method)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FP16_MAX = 65504.0
 

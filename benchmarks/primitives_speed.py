@@ -9,17 +9,13 @@ load on a shared machine). --end-to-end N also writes N images to a temporary zi
 """
 
 import os
-import pathlib
-import sys
 import tempfile
 import time
 
 import click
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from plugins.primitives.synth import SYNTHESIZERS, synthesize  # noqa: E402
-from plugins.primitives.writer import available_cores, encode_png, write_dataset  # noqa: E402
+from plugins.primitives.synth import SYNTHESIZERS, synthesize
+from plugins.primitives.writer import available_cores, encode_png, write_dataset
 
 TARGET_IMAGES = 10_000
 

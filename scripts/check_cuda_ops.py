@@ -15,11 +15,10 @@ import sys
 
 import torch
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
+from torch_utils import custom_ops
+from torch_utils.ops import bias_act, upfirdn2d
 
-from torch_utils import custom_ops  # noqa: E402
-from torch_utils.ops import bias_act, upfirdn2d  # noqa: E402
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 OPS_DIR = ROOT / 'stylegan2_ada' / 'torch_utils' / 'ops'
 PLUGINS = {

@@ -300,8 +300,6 @@ class Side:
         options = dict(settings, role=role, root=str(root), start_state=start_state, timing=timing, baton=[go[0], done[1]])
         args = [*train_args, '--outdir', str(Path(workdir) / f'{role}-runs'), '--gpus', '1']
         self.command = [sys.executable, __file__, '--side', json.dumps(options), '--side-out', str(self.out), '--', *args]
-        if str(ROOT) not in sys.path:  # run as a script: scripts/ is on the path, the project root is not
-            sys.path.append(str(ROOT))
         from scripts import children
         with open(self.log, 'w') as log:
             self.process = children.popen(self.command, stdout=log, stderr=subprocess.STDOUT,

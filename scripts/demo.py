@@ -18,11 +18,10 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
+from scripts import children
+from scripts.lowshot import build_datasets, fetch_source, find_source
 
-from scripts import children  # noqa: E402
-from scripts.lowshot import build_datasets, fetch_source, find_source  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 

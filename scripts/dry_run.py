@@ -13,10 +13,9 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
+from scripts import children
 
-from scripts import children  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TRAIN_ERROR_LINES = 20
 

@@ -35,18 +35,17 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
+from benchmarks.compare import registered_methods
+from plugins.methods import METHODS
+from scripts import children, returned_files
+from scripts.results import read_jsonl
+from scripts.study import config_args
 
-from benchmarks.compare import registered_methods  # noqa: E402
-from plugins.methods import METHODS  # noqa: E402
-from scripts import children, returned_files  # noqa: E402
-from scripts.results import read_jsonl  # noqa: E402
-from scripts.study import config_args  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DATA_DIR = ROOT / 'runs' / 'gpu-study' / 'data'
 CARRY = ('stylegan2_ada', 'runs/gpu-study/data')  # ignored paths the command needs: the patched submodule, the data
-DEVICE_COMMAND = 'PYTHONUNBUFFERED=1 python3 scripts/gpu_study.py --outdir $OUT'
+DEVICE_COMMAND = 'PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:$PWD/stylegan2_ada python3 scripts/gpu_study.py --outdir $OUT'  # the machine's own Python: the project and upstream by PYTHONPATH
 COMMAND_SECONDS, COMMAND_CHARS, CARRY_BYTES, DISK_BYTES = 600, 2000, 64 * 2 ** 20, 64 * 2 ** 30
 # Seconds: the limits of the first two steps (the study gets what is left of --minutes), then the allowances for
 # train.py's start (imports, networks, the ops' load, the first snapshot), for probing the last snapshots after the

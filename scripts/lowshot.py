@@ -40,15 +40,12 @@ import click
 import numpy as np
 import PIL.Image
 
-ROOT = Path(__file__).resolve().parent.parent
-for _path in (str(ROOT / 'stylegan2_ada'), str(ROOT)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from scripts import children  # noqa: E402
-from scripts.results import ResultsError, field, read_jsonl, read_text  # noqa: E402
-from plugins.primitives.writer import (ZIP_DATE_TIME, archive_name, encode_png, hidden_sibling,  # noqa: E402
+from scripts import children
+from scripts.results import ResultsError, field, read_jsonl, read_text
+from plugins.primitives.writer import (ZIP_DATE_TIME, archive_name, encode_png, hidden_sibling,
                                        remove_stale_siblings)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DEBIAN_PACKAGE = 'dataset-fashion-mnist'
 SYSTEM_DIR = Path('/usr/share/datasets/fashion-mnist')

@@ -13,15 +13,14 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from plugins.primitives.synth import SYNTHESIZERS
+from scripts import children
+from scripts.dry_run import check_runs
+from scripts.results import ResultsError, field, read_jsonl
+from plugins.primitives.writer import write_dataset
+
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_PY = ROOT / 'stylegan2_ada' / 'train.py'
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
-
-from plugins.primitives.synth import SYNTHESIZERS  # noqa: E402  (needs ROOT on sys.path)
-from scripts import children  # noqa: E402
-from scripts.dry_run import check_runs  # noqa: E402
-from scripts.results import ResultsError, field, read_jsonl  # noqa: E402
-from plugins.primitives.writer import write_dataset  # noqa: E402
 
 SYNTHETIC_DATASET_CLASS = 'plugins.primitives.dataset.SyntheticDataset'
 # train.py options this script sets itself for every run; passing them after `--` is an error.

@@ -37,13 +37,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]  # the methods' classes, which name the stats, use upstream
-
-from plugins.common.method import RUN_FACTS  # noqa: E402
-from plugins.methods import stats_prefixes  # noqa: E402
-from scripts.results import (ResultsError as ReportError, convergence_kimg, read_json_object, read_jsonl,  # noqa: E402
+from plugins.common.method import RUN_FACTS
+from plugins.methods import stats_prefixes
+from scripts.results import (ResultsError as ReportError, convergence_kimg, read_json_object, read_jsonl,
                              read_stats, snapshot_kimg)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 AUGMENT_KEY = 'Progress/augment'
 DEFAULT_METRIC = 'fid50k_full'

@@ -9,16 +9,14 @@ The metric is fid<N>_full for N samples a run (fid1k_full for the GPU study's 1,
 fid5k_full/fid1k_full compute it; a run whose count is not that of a registered metric is refused."""
 
 import json
-import sys
 from pathlib import Path
 
 import click
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
+ROOT = Path(__file__).resolve().parent.parent
 METRICS = {1000: 'fid1k_full', 5000: 'fid5k_full', 50000: 'fid50k_full'}  # metric_main.py's, by generated images
 
 

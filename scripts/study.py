@@ -39,15 +39,14 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
-
-from plugins.methods import METHODS, method_class, preset  # noqa: E402
-from scripts import children  # noqa: E402
-from scripts.dry_run import check_runs  # noqa: E402
-from scripts.results import ResultsError, field, read_json_object, read_jsonl, snapshot_kimg  # noqa: E402
-from scripts.lowshot import (build_datasets, check_metrics, fetch_source, find_source, finished_run,  # noqa: E402
+from plugins.methods import METHODS, method_class, preset
+from scripts import children
+from scripts.dry_run import check_runs
+from scripts.results import ResultsError, field, read_json_object, read_jsonl, snapshot_kimg
+from scripts.lowshot import (build_datasets, check_metrics, fetch_source, find_source, finished_run,
                              parse_seeds)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_CONFIGS = ('stylegan2', 'ada', 'diffaugment', 'atopk', 'worstk', 'linear-topk', 'anda', 'diggan', 'finetune')
 BACKBONE_CONFIGS = (*(name for name in METHODS if name not in DEFAULT_CONFIGS), 'diffusion-gan',

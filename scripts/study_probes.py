@@ -33,7 +33,6 @@ no longer the last, to bound the disk (the GPU study, scripts/gpu_study.py)."""
 
 import json
 import pickle
-import sys
 import time
 from pathlib import Path
 
@@ -42,11 +41,10 @@ import numpy as np
 import PIL.Image
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
+from plugins.anda.negatives import jigsaw
+from scripts.results import ResultsError, read_jsonl, snapshot_kimg
 
-from plugins.anda.negatives import jigsaw  # noqa: E402
-from scripts.results import ResultsError, read_jsonl, snapshot_kimg  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 FAKES_FOR_LEAKS = 256
 CALIBRATION_IMAGES = 1000

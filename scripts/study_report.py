@@ -23,20 +23,18 @@ newest finite value).
 import collections
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import click
 import numpy as np
 import PIL.Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
-
-from scripts.report import plot_panels, reported  # noqa: E402
-from scripts.results import (ResultsError, convergence_kimg, field, read_json_object, read_jsonl,  # noqa: E402
+from scripts.report import plot_panels, reported
+from scripts.results import (ResultsError, convergence_kimg, field, read_json_object, read_jsonl,
                              read_stats)
-from scripts.results import snapshot_kimg  # noqa: E402
+from scripts.results import snapshot_kimg
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Each configuration's own baseline for the paired comparison: the run it adds one thing to.
 BASELINES = {'ada': 'stylegan2', 'diffaugment': 'stylegan2', 'atopk': 'stylegan2', 'worstk': 'stylegan2',

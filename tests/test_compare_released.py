@@ -66,7 +66,6 @@ def test_timing_gives_each_sides_time_and_their_ratio(fork, dataset16):
     (['--fork', str(ROOT / 'stylegan2_ada'), '--time', '--warmup', '8', '--minibatches', '8'], '--warmup 8 must be below'),
 ])
 def test_usage_errors_name_the_bad_value(args, message):
-    sys.path.insert(0, str(ROOT / 'scripts'))
-    from compare_released import main
+    from scripts.compare_released import main
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and message in result.output

@@ -8,7 +8,7 @@ import pickle
 import shutil
 import subprocess
 
-import dnnlib  # upstream's, patched; on sys.path by conftest.py
+import dnnlib  # upstream's, patched; importable through make setup's .pth
 import pytest
 
 from tests.conftest import run_upstream

@@ -14,10 +14,9 @@ import torch
 
 from tests.conftest import ROOT
 
-sys.path[:0] = [str(ROOT), str(ROOT / 'stylegan2_ada')]
 
-from scripts import gpu_study, returned_files  # noqa: E402
-from scripts.score_samples import SamplesGenerator, score  # noqa: E402
+from scripts import gpu_study, returned_files
+from scripts.score_samples import SamplesGenerator, score
 
 MIB = 2 ** 20
 

@@ -166,8 +166,6 @@ def test_the_first_node_of_a_slurm_node_list(nodelist, first, monkeypatch):
 
 
 METRIC_SCRIPT = '''
-import sys
-sys.path[:0] = [{stylegan!r}, {root!r}]
 import torch
 from metrics import metric_main, metric_utils
 
@@ -196,7 +194,7 @@ def test_calc_metrics_shares_one_metric_between_torchruns_processes(runs, launch
     for name in ('training_options.json', max(run_dir.glob('network-snapshot-*.pkl')).name):
         (tmp_path / name).write_bytes((run_dir / name).read_bytes())
     script = tmp_path / 'metric_under_launch.py'
-    script.write_text(METRIC_SCRIPT.format(stylegan=str(ROOT / 'stylegan2_ada'), root=str(ROOT)))
+    script.write_text(METRIC_SCRIPT.format())
     args = [script, '--metrics', 'dataset_features', '--data', dataset16,
             '--network', next(tmp_path.glob('network-snapshot-*.pkl'))]
     env = dict(DNNLIB_CACHE_DIR=str(tmp_path / 'cache'))

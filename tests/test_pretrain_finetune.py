@@ -46,7 +46,7 @@ def pixels(path):
 
 
 def networks(run_dir):
-    import legacy  # pylint: disable=import-outside-toplevel  (upstream's, on sys.path by conftest.py)
+    import legacy  # pylint: disable=import-outside-toplevel  (upstream's, importable through make setup's .pth)
     snapshot = max(run_dir.glob('network-snapshot-*.pkl'))
     with open(snapshot, 'rb') as file:
         return legacy.load_network_pkl(file)

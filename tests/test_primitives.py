@@ -15,13 +15,10 @@ import PIL.Image
 import pytest
 from click.testing import CliRunner
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-for import_root in (REPO_ROOT, REPO_ROOT / 'stylegan2_ada'):
-    if str(import_root) not in sys.path:
-        sys.path.append(str(import_root))
+from plugins.primitives import synth, writer
+from tests import image_stats
 
-from plugins.primitives import synth, writer  # noqa: E402
-from tests import image_stats  # noqa: E402
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 from plugins.primitives.cli import main as cli_main  # noqa: E402
 
 COUNT, RESOLUTION, SEED = 12, 32, 3

@@ -112,8 +112,7 @@ def only_run(outdir):
 
 
 def test_rotation_detector_tells_rotated_images_from_upright_ones():
-    sys.path.insert(0, str(ROOT / 'scripts'))
-    from study_probes import rotated, rotation_detector
+    from scripts.study_probes import rotated, rotation_detector
     generator = torch.Generator().manual_seed(1)
 
     def upright(count):  # a bright T of random position and width on a dark 16x16 image, RGB
@@ -130,8 +129,7 @@ def test_rotation_detector_tells_rotated_images_from_upright_ones():
 
 
 def test_jigsaw_detector_flags_jigsaws_and_not_smooth_images():
-    sys.path.insert(0, str(ROOT / 'scripts'))
-    from study_probes import jigsaw, seam_scores
+    from scripts.study_probes import jigsaw, seam_scores
     ramp = torch.linspace(-1, 1, 16)
     images = (ramp[None, None, :, None] * ramp[None, None, None, :]).repeat(8, 3, 1, 1)  # smooth: no seams
     images = images + torch.linspace(0, 0.5, 8)[:, None, None, None]
@@ -140,9 +138,8 @@ def test_jigsaw_detector_flags_jigsaws_and_not_smooth_images():
 
 
 def test_paired_comparison_and_convergence_kimg():
-    sys.path.insert(0, str(ROOT / 'scripts'))
     from scripts.results import convergence_kimg
-    from study_report import paired
+    from scripts.study_report import paired
 
     class Run:
         def __init__(self, seed, value):
@@ -156,8 +153,7 @@ def test_paired_comparison_and_convergence_kimg():
 
 
 def test_a_free_pipeline_passes_over_fine_tunings_until_the_pretraining_is_done():
-    sys.path.insert(0, str(ROOT / 'scripts'))
-    from study import next_index
+    from scripts.study import next_index
     queue = [('finetune', 0), ('finetune', 1), ('diggan', 1), ('finetune', 2)]
     assert next_index(queue, pretrained=False) == 2  # the first entry that does not wait for the pretraining
     assert next_index(queue, pretrained=True) == 0
@@ -165,8 +161,7 @@ def test_a_free_pipeline_passes_over_fine_tunings_until_the_pretraining_is_done(
 
 
 def test_machine_description_names_the_cpu_type_and_its_vector_instructions():
-    sys.path.insert(0, str(ROOT / 'scripts'))
-    from study import machine_description
+    from scripts.study import machine_description
     cpuinfo = ('processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n'
                'model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: other\n')
     assert machine_description(cpuinfo).startswith('AMD EPYC (family 25 model 1, AVX2), ')
@@ -176,8 +171,7 @@ def test_machine_description_names_the_cpu_type_and_its_vector_instructions():
 
 
 def test_probes_measure_a_timestep_conditioned_discriminator_too():
-    sys.path.insert(0, str(ROOT / 'scripts'))
-    from study_probes import scores_and_norms
+    from scripts.study_probes import scores_and_norms
     from plugins.diffusion import Discriminator
     torch.manual_seed(0)
     D = Discriminator(c_dim=0, img_resolution=8, img_channels=3, channel_base=256, channel_max=16)  # c_dim 1 inside
@@ -206,8 +200,7 @@ def fake_run(results, name, seed, fids, sha='a' * 64):
 
 
 def test_report_tables_from_recorded_runs(tmp_path):
-    sys.path.insert(0, str(ROOT / 'scripts'))
-    from study_report import build
+    from scripts.study_report import build
     fake_run(tmp_path, 'diffaugment', 0, {8.004: [300.0], 24.004: [120.0], 40.0: [100.0]})
     fake_run(tmp_path, 'diffaugment', 1, {8.004: [280.0], 24.004: [90.0], 40.0: [110.0]})
     # seed 0 evaluated twice at 40 kimg (the newer value counts), and a failed evaluation at 24 kimg (ignored)
