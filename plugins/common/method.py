@@ -1,34 +1,7 @@
-"""The method protocol of the combined loss (`plugins.Loss`): a method implements only the hooks it needs.
-
-The loss calls, in the registry's order (`plugins.methods.METHODS`), for every method that is on (`attach`,
-`describe` and the state) or on and `active` (the rest):
-  at construction   `attach(augment_pipe)`, `attach_discriminator(D)` (D as the loss has it: DDP-wrapped with
-                    several processes), then prints `describe()` if it says something;
-  each minibatch    `begin_minibatch(tracker, rank, world_size, p_host)` at its first G main call (the
-                    heuristics move after the minibatches before, as ADA's p), `end_minibatch(tracker)` once its G
-                    rounds are counted;
-  each tick         `tick_stats(p_host)`: {name: value} the training loop reports once per tick (e.g. the
-                    figures the released code reports there);
-  G main            `g_main_loss(gen_logits, round_index)`: G's main loss of the chunk, in place of upstream's
-                    mean(softplus(-D(G(z)))). One method at most. `g_main_terms(gen_img, gen_c)`: a term added to it.
-  D main, fakes     `d_fake_inputs(gen_img, real_img, p)`: the batches D's fake term sees, as
-                    [(images, weight or None, is_negative or None)]; `generated_logits(batches, logits)` then picks
-                    the generated images' logits for the stats. One method at most.
-  D, reals          `d_real_inputs(real_img, p)`: the images D's real term (and R1) sees. One method at most.
-  D, input grads    `runs_in(phase)` and `input_grad_wrt` ('before'/'after' the augment pipe): the method adds
-                    `d_gradient_term(real_norms, fake_norms)`, from per-image gradient norms of D's logits with
-                    respect to its inputs, to that phase's one D backward. One method at most.
-  D main, logits    `d_logit_terms(real_logits, gen_logits)`: a term on D's logits, added to D main's backward.
-  D main, extra     `d_main_terms(real_img, real_c, gen_img, gen_z, gen_c, run_G)`, after D's real pass: a list
-                    of scalar terms from further passes (e.g. through D's features), added in order to each image's
-                    D main loss before its mean;
-                    `after_d_main_backward()` then runs after that backward (e.g. a step of the method's own
-                    optimizers).
-  G main, images    `observe_g_main(real_img, gen_img)`: each G main chunk's real images and generated images
-                    (detached), after G's forward and before D's.
-  state             `state_dict()` / `load_state_dict(state)` for exact resume.
-`p` is the method's overfitting-heuristic p (a tensor) when `reads_p` says 'heuristic', else None; a method that
-reads the augment pipe's p keeps the pipe from `attach`. Upstream's terms and regularisers stay the loss's own."""
+"""The method protocol of the combined loss (`plugins.Loss`): a method implements only the hooks it needs, each
+documented at its `def` below. The loss calls them in the registry's order (`plugins.methods.METHODS`), for every
+method that is on (`attach`, `attach_discriminator`, `describe` and the state) or on and `active` (the rest).
+Upstream's terms and regularisers stay the loss's own."""
 
 import inspect
 
@@ -79,34 +52,44 @@ class Method:
         return True
 
     def attach(self, augment_pipe):
-        """Check that the run gives what the method needs (raise ValueError) and keep what it reads."""
+        """At construction: check that the run's augment pipe (None without one) gives what the method needs (raise
+        ValueError) and keep what it reads (e.g. the pipe's p)."""
 
     def describe(self):
-        """A line printed at the start of training, or None."""
+        """A line printed at the start of training (after `attach`), or None."""
         return None
 
     def attach_discriminator(self, D):
-        """Keep what the method reads from D or copies of it; raise ValueError when D lacks what it needs."""
+        """At construction, after `attach`: keep what the method reads from D (as the loss has it: DDP-wrapped with
+        several processes) or copies of it; raise ValueError when D lacks what it needs."""
 
     def begin_minibatch(self, tracker, rank, world_size, p_host):
-        pass
+        """At a minibatch's first G main call (the heuristics have moved after the minibatches before, as ADA's p):
+        `tracker` (plugins.common.minibatch.MinibatchTracker) has counted it; `p_host` is the heuristic's p as a
+        float when `reads_p` says 'heuristic', else None."""
 
     def end_minibatch(self, tracker):
-        pass
+        """Once the minibatch's G rounds are counted (at the next minibatch's first call)."""
 
     def tick_stats(self, p_host):
+        """{name: value} the training loop reports once per tick (e.g. the figures the released code reports there)."""
         return {}
 
     def observe_g_main(self, real_img, gen_img):
-        pass
+        """Each G main chunk's real images and generated images (detached), after G's forward and before D's."""
 
     def g_main_loss(self, gen_logits, round_index):
+        """G's main loss of the chunk (`round_index` of the minibatch's rounds), to be multiplied by the loop's gain,
+        in place of upstream's mean(softplus(-D(G(z)))). One method at most."""
         raise NotImplementedError
 
     def g_main_terms(self, gen_img, gen_c):
+        """A per-image term added to G's main loss before its mean."""
         raise NotImplementedError
 
     def d_fake_inputs(self, gen_img, real_img, p):
+        """The batches D's fake term sees in D main, as [(images, weight or None, is_negative or None)]; `p` is the
+        heuristic's p (a tensor) when `reads_p` says 'heuristic', else None. One method at most."""
         raise NotImplementedError
 
     def generated_logits(self, batches, logits):
@@ -114,28 +97,37 @@ class Method:
         return logits[0]
 
     def d_real_inputs(self, real_img, p):
+        """The images D's real term (and R1) sees; `p` as for `d_fake_inputs`. One method at most."""
         raise NotImplementedError
 
     def runs_in(self, phase):
+        """Whether `d_gradient_term` is added in this phase ('Dmain', 'Dreg', 'Dboth')."""
         return False
 
     def d_gradient_term(self, real_norms, fake_norms):
+        """A scalar term from per-image gradient norms of D's logits with respect to its inputs (`input_grad_wrt`:
+        'before' or 'after' the augment pipe), added to the one D backward of each phase it `runs_in`. One method at
+        most."""
         raise NotImplementedError
 
     def d_logit_terms(self, real_logits, gen_logits):
+        """A scalar term on D's logits, added to D main's backward."""
         raise NotImplementedError
 
     def d_main_terms(self, real_img, real_c, gen_img, gen_z, gen_c, run_G):
+        """After D's real pass in D main: a list of per-image terms from further passes (e.g. through D's features),
+        added in order to each image's D main loss before its mean."""
         raise NotImplementedError
 
     def after_d_main_backward(self):
-        pass
+        """After D main's backward (e.g. a step of the method's own optimizers)."""
 
     def state_dict(self):
+        """Everything the method adapts, as copies, for exact resume."""
         return {}
 
     def load_state_dict(self, state):
-        pass
+        """Restore `state_dict()`."""
 
 
 def run_facts_for(cls, facts):
