@@ -41,11 +41,11 @@ def registry_table():
     for name in METHODS:
         cls = method_class(name)
         options = ', '.join(f'`{option}` {default!r}' for option, default in cls.option_defaults().items())
-        heuristic = ('; heuristic ' + ', '.join(f'`{option}` {default!r}' for option, default in HEURISTIC_DEFAULTS.items())
-                     if implements(cls, 'reads_p') else '')
+        heuristic = ', '.join(f'`{option}` {default!r}' for option, default in HEURISTIC_DEFAULTS.items())
+        heuristic = f'; heuristic {heuristic}' if implements(cls, 'reads_p') else ''
         rows.append(f'| `{name}` | `{preset(name)}` | `{cls.aug}` | {options}{heuristic} | `{cls.stats_prefix}/` |')
     return '\n'.join(rows)
 
 
-if __name__ == '__main__':  # PYTHONPATH=stylegan2_ada python -m plugins.methods: the methods' classes use upstream
+if __name__ == '__main__':  # .venv/bin/python -m plugins.methods (the methods' classes import upstream)
     print(registry_table())

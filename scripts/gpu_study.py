@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DATA_DIR = ROOT / 'runs' / 'gpu-study' / 'data'
 CARRY = ('stylegan2_ada', 'runs/gpu-study/data')  # ignored paths the command needs: the patched submodule, the data
-DEVICE_COMMAND = 'PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:$PWD/stylegan2_ada python3 scripts/gpu_study.py --outdir $OUT'  # the machine's own Python: the project and upstream by PYTHONPATH
+# The machine's own Python, which finds the project and upstream through PYTHONPATH.
+DEVICE_COMMAND = 'PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:$PWD/stylegan2_ada python3 scripts/gpu_study.py --outdir $OUT'
 COMMAND_SECONDS, COMMAND_CHARS, CARRY_BYTES, DISK_BYTES = 600, 2000, 64 * 2 ** 20, 64 * 2 ** 30
 # Seconds: the limits of the first two steps (the study gets what is left of --minutes), then the allowances for
 # train.py's start (imports, networks, the ops' load, the first snapshot), for probing the last snapshots after the

@@ -19,7 +19,7 @@ def distributed_rank():
     return 0
 
 
-HEURISTIC_DEFAULTS = {'target': 0.6, 'speed_kimg': 500, 'interval': 4}  # ADA's: target 0.6, 500 kimg, every 4 minibatches
+HEURISTIC_DEFAULTS = {'target': 0.6, 'speed_kimg': 500, 'interval': 4}  # ADA's own target, speed and interval
 
 
 class OverfitHeuristic(torch.nn.Module):
