@@ -80,7 +80,8 @@ def config_args(name, kimg, pretrained=None):
     def method(method_name, **options):  # a registered method's preset, on its papers' augmentation
         cls = method_class(method_name)
         facts = {'ada_target': 0.6 if cls.aug == 'ada' else None}  # --aug ada adapts p to train.py's default target
-        speed = {'speed_kimg': kimg / 4} if cls.reads_p({**cls.option_defaults(), **options}, facts) == 'heuristic' else {}
+        adapts = cls.reads_p({**cls.option_defaults(), **options}, facts) == 'heuristic'
+        speed = {'speed_kimg': kimg / 4} if adapts else {}
         return {'noaug': noaug, 'ada': ada}[cls.aug] + loss(preset(method_name), **options, **speed)
     return {
         'stylegan2': noaug,
