@@ -15,8 +15,10 @@ setup: $(VENV)/.installed
 	  echo "  git config --global url.<MIRROR>.insteadOf $(UPSTREAM_URL)" >&2; \
 	  echo "  git config --global protocol.file.allow always" >&2; exit 1; }
 	$(PY) patches/tool.py apply
-	@# The project and the patched upstream importable by the venv's Python from anywhere, with no path edits.
+	@# The project and the patched upstream importable by the venv's Python from anywhere, with no path edits,
+	@# and the project's entry points (pyproject.toml) installed.
 	$(PY) -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'stylegan2_ada_plugins.pth').write_text('$(CURDIR)\n$(CURDIR)/stylegan2_ada\n')"
+	$(PY) -m pip install --quiet --no-deps --editable .
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

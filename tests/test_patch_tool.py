@@ -100,3 +100,10 @@ def test_the_docs_list_every_patch_of_the_series_in_order():
     patches = sorted((ROOT / 'patches').glob('[0-9][0-9][0-9][0-9]-*.patch'))
     items = re.findall(r'^(\d+)\. \*\*', (ROOT / 'docs' / 'patches.md').read_text(), re.M)
     assert [int(item) for item in items] == [int(path.name[:4]) for path in patches] == list(range(1, len(patches) + 1))
+
+
+def test_no_patch_imports_a_project_package():
+    """Upstream reaches the project only through what a user names (--loss, --aug, ...) and entry points."""
+    imports = re.compile(r"^\+.*(\b(from|import) (plugins|scripts|benchmarks)\b|find_spec\('(plugins|scripts))", re.M)
+    for path in sorted((ROOT / 'patches').glob('[0-9][0-9][0-9][0-9]-*.patch')):
+        assert not imports.search(path.read_text()), path.name
