@@ -64,7 +64,7 @@ def _split_options(name, method_class, options, facts):
     given = sorted(set(options) & set(HEURISTIC_DEFAULTS))
     if given and p_source != 'heuristic':
         raise ValueError(f'{name}: {", ".join(given)} set the overfitting heuristic, which {name} does not use '
-                         f'with these options ({p_source})')
+                         f'with these options' + (f' ({p_source})' if p_source else ''))
     if p_source != 'heuristic':
         return method_options, None
     check_range(f'{name}.target', heuristic['target'], 0, 1)

@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from torch_utils import training_stats
 
 from plugins.common.method import Method
 from tests.tiny import (Batches, assert_d_main_adds_logit_term, make_loss, one_thread,  # noqa: F401 (autouse fixture)
@@ -34,7 +35,9 @@ class SquaredLogits(Method):
 
     def d_logit_terms(self, real_logits, gen_logits):
         self.calls += 1
-        return self.weight * (real_logits.square().mean() + gen_logits.square().mean())
+        penalty = real_logits.square().mean() + gen_logits.square().mean()
+        training_stats.report('Toy/penalty', penalty)
+        return self.weight * penalty
 
     def state_dict(self):
         return {'calls': self.calls}

@@ -4,7 +4,6 @@ the report, a place in the benchmark's default list and the GPU study's runs, an
 
 import inspect
 import json
-import textwrap
 
 import pytest
 
@@ -13,39 +12,14 @@ from plugins.common.method import RUN_FACTS
 from plugins.loss import UPSTREAM_OPTIONS
 from tests.conftest import ROOT, read_stats, train
 
-TOY_METHOD = '''
-    from torch_utils import training_stats
-
-    from plugins.common.method import Method
-
-
-    class SquaredLogits(Method):
-        """weight * (mean D(x)^2 + mean D(G(z))^2) added to D's main loss."""
-
-        name = 'toy'
-        stats_prefix = 'Toy'
-
-        def __init__(self, weight=0.1):
-            self.check_options(weight=weight)
-            self.weight = weight
-
-        @staticmethod
-        def check_options(weight):
-            if not weight >= 0:
-                raise ValueError(f'weight must be >= 0, got {weight}')
-
-        def d_logit_terms(self, real_logits, gen_logits):
-            penalty = real_logits.square().mean() + gen_logits.square().mean()
-            training_stats.report('Toy/penalty', penalty)
-            return self.weight * penalty
-'''
+TOY_METHOD = 'from tests.test_method_protocol import SquaredLogits  # the protocol test\'s toy method\n'
 
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
     package = tmp_path / 'toyplug'
     package.mkdir()
-    (package / 'method.py').write_text(textwrap.dedent(TOY_METHOD))
+    (package / 'method.py').write_text(TOY_METHOD)
     (package / '__init__.py').write_text('from plugins.presets import preset_getattr\n\n'
                                          '__getattr__ = preset_getattr(__name__)\n')  # the package's one line
     monkeypatch.syspath_prepend(str(tmp_path))
