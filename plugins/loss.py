@@ -14,7 +14,8 @@ from torch_utils import misc, training_stats
 from torch_utils.ops import conv2d_gradfix
 from training.loss import StyleGAN2Loss
 
-from plugins.common.method import EXCLUSIVE_HOOKS, RUN_FACTS, implements, run_facts_for
+from plugins.common.contexts import DFake, DTerms, GMain, Run
+from plugins.common.method import ROLES, RUN_FACTS, implements, run_facts_for
 from plugins.common.grad_norms import per_sample_grad_norms
 from plugins.common.minibatch import G_MAIN_PHASES, MinibatchTracker
 from plugins.common.options import check_int_range, check_range, check_type
@@ -95,10 +96,10 @@ def _parse_methods(specs, shared_heuristic, facts):
     if shared_heuristic and len({tuple(sorted(h.items())) for h in settings.values()}) > 1:
         raise ValueError(f'the methods share one overfitting heuristic, but their settings differ: {settings}; give '
                          f'them the same target/speed_kimg/interval, or set "shared_heuristic": false')
-    for hook, role in EXCLUSIVE_HOOKS.items():
-        owners = [name for name, (cls, _, _) in parsed.items() if implements(cls, hook)]
+    for role, words in ROLES.items():
+        owners = [name for name, (cls, _, _) in parsed.items() if role in cls.sets]
         if len(owners) > 1:
-            raise ValueError(f'{" and ".join(owners)} cannot be combined: each sets {role}')
+            raise ValueError(f'{" and ".join(owners)} cannot be combined: each sets {words}')
     return parsed
 
 
@@ -140,15 +141,14 @@ class Loss(StyleGAN2Loss):
                 self.heuristics[name] = shared or OverfitHeuristic(**settings).to(device)
         self.p_host = {name: 0.0 for name in self.heuristics}  # each heuristic's p, read at its adjustments
         for name, method in self.methods.items():
-            method.attach(augment_pipe)
-            method.attach_discriminator(D)
+            line = method.setup(Run(augment_pipe=augment_pipe, D=D))
             if _rank_and_world_size()[0] != 0:
                 continue
             if not method.active:  # a neutral setting is allowed (an ablation), never silent
                 given = _options_text(_method_spec(name, methods[name]))
                 print(f'{name}: off with these options ({given}): the loss runs as without it')
-            elif method.describe() is not None:
-                print(method.describe())
+            elif line is not None:
+                print(line)
         self.tracker = MinibatchTracker()
 
     @staticmethod
@@ -165,11 +165,15 @@ class Loss(StyleGAN2Loss):
         for cls, method_options, _ in parsed.values():  # built as training builds it: refusals that need the facts
             method = cls(**method_options, **run_facts_for(cls, facts))
             if augment_pipe is not None:  # a method that reads the run's pipe, or its p, refuses what it cannot use
-                method.attach(pipe)
+                method.setup(Run(augment_pipe=pipe))
 
     def _on(self, hook):
         """The active methods that implement `hook`, in order."""
         return [method for method in self.methods.values() if method.active and implements(method, hook)]
+
+    def _owner(self, role):
+        """The active method that takes `role` (`Method.sets`), or None."""
+        return next((method for method in self.methods.values() if method.active and role in method.sets), None)
 
     def _p(self, method):
         """The heuristic's p of a method that reads one, else None."""
@@ -227,7 +231,6 @@ class Loss(StyleGAN2Loss):
     # G.
 
     def _accumulate_g_main(self, real_img, gen_z, gen_c, sync, gain, round_index):
-        selector = next(iter(self._on('g_main_loss')), None)
         with torch.autograd.profiler.record_function('Gmain_forward'):
             gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=sync)
             for method in self._on('observe_g_main'):
@@ -235,14 +238,15 @@ class Loss(StyleGAN2Loss):
             gen_logits = self.run_D(gen_img, gen_c, sync=False)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
-            if selector is not None:
-                loss_Gmain = selector.g_main_loss(gen_logits, round_index)
-            else:
-                per_image = torch.nn.functional.softplus(-gen_logits)  # -log(sigmoid(gen_logits))
-                training_stats.report('Loss/G/loss', per_image)
-                loss_Gmain = per_image
-            for method in self._on('g_main_terms'):
-                loss_Gmain = loss_Gmain + method.g_main_terms(gen_img, gen_c)  # per image, before the mean
+            g = GMain(gen_img=gen_img, gen_c=gen_c, gen_logits=gen_logits, round_index=round_index)
+            for method in self._on('g_main'):
+                method.g_main(g)
+            loss_Gmain = g.loss
+            if loss_Gmain is None:
+                loss_Gmain = torch.nn.functional.softplus(-gen_logits)  # -log(sigmoid(gen_logits))
+                training_stats.report('Loss/G/loss', loss_Gmain)
+            for term in g.terms:
+                loss_Gmain = loss_Gmain + term  # per image, before the mean
             loss_Gmain = loss_Gmain.mean()
         with torch.autograd.profiler.record_function('Gmain_backward'):
             loss_Gmain.mul(gain).backward()
@@ -268,60 +272,66 @@ class Loss(StyleGAN2Loss):
         with torch.autograd.profiler.record_function('input_grads'), conv2d_gradfix.no_weight_gradients():
             return torch.autograd.grad(outputs=[logits.sum()], inputs=inputs, create_graph=True, only_inputs=True)
 
-    def _d_fake_term(self, real_img, gen_z, gen_c, gradder):
-        """D's fake term of a D main phase: (per-image loss, generated images, their logits, the fakes' input-gradient
-        norms for `gradder`, the method with a gradient term in this phase, or None)."""
-        faker = next(iter(self._on('d_fake_inputs')), None)
+    def _d_fake_term(self, real_img, gen_z, gen_c, grad_wrt):
+        """D's fake term of a D main phase: (per-image loss, generated images, their logits, the input-gradient norms
+        `grad_wrt` ('before'/'after' the pipe, or None for none) of the first batch D sees, the generated one)."""
+        faker = self._owner('d_fake_term')
         gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
-        batches = [(gen_img, None, None)] if faker is None else faker.d_fake_inputs(gen_img, real_img, self._p(faker))
-        loss_Dgen, all_logits, fake_norms = 0, [], None
-        for index, (images, weight, _is_negative) in enumerate(batches):
-            if index == 0 and gradder is not None:
-                logits, fake_norms = self._fake_norms(images, gen_c, gradder)
-            else:
-                logits = self.run_D(images, gen_c, sync=False)  # gets synced by the real pass
-            loss = torch.nn.functional.softplus(logits)  # -log(1 - sigmoid(logits))
-            loss_Dgen = loss_Dgen + (loss if weight is None else weight * loss)
-            all_logits.append(logits)
-        gen_logits = all_logits[0] if faker is None else faker.generated_logits(batches, all_logits)
+        fake_norms = []
+
+        def logits(images):
+            if grad_wrt is not None and not fake_norms:
+                images_logits, norms = self._fake_norms(images, gen_c, grad_wrt)
+                fake_norms.append(norms)
+                return images_logits
+            return self.run_D(images, gen_c, sync=False)  # gets synced by the real pass
+
+        if faker is None:
+            gen_logits = logits(gen_img)
+            loss_Dgen = torch.nn.functional.softplus(gen_logits)  # -log(1 - sigmoid(logits))
+        else:
+            loss_Dgen, gen_logits = faker.d_fake_term(DFake(gen_img=gen_img, real_img=real_img, p=self._p(faker),
+                                                            logits=logits))
         training_stats.report('Loss/scores/fake', gen_logits)
         training_stats.report('Loss/signs/fake', gen_logits.sign())
-        return loss_Dgen, gen_img, gen_logits, fake_norms
+        return loss_Dgen, gen_img, gen_logits, (fake_norms or [None])[0]
 
-    def _fake_norms(self, images, c, gradder):
-        """(D's logits of images, per-image input-gradient norms for `gradder`), the images detached from G."""
-        logits, before, after = self._run_D_for_input_grads(images, c, sync=False, wrt=gradder.input_grad_wrt)
+    def _fake_norms(self, images, c, wrt):
+        """(D's logits of images, per-image input-gradient norms `wrt` the pipe), the images detached from G."""
+        logits, before, after = self._run_D_for_input_grads(images, c, sync=False, wrt=wrt)
         with torch.autograd.profiler.record_function('input_grads'), conv2d_gradfix.no_weight_gradients():
-            return logits, per_sample_grad_norms(logits, before if gradder.input_grad_wrt == 'before' else after)
+            return logits, per_sample_grad_norms(logits, before if wrt == 'before' else after)
 
     def _accumulate_d(self, phase, real_img, real_c, gen_z, gen_c, sync, gain):
         do_Dmain = phase in _D_MAIN_PHASES
         do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
-        gradder = next((method for method in self._on('d_gradient_term') if method.runs_in(phase)), None)
-        logit_terms = self._on('d_logit_terms') if do_Dmain else []
-        joint = gradder is not None or len(logit_terms) > 0  # the fake term's graph waits for the real pass
+        readers = {method: method.d_terms_in(phase) for method in self._on('d_terms')}
+        readers = {method: reads for method, reads in readers.items() if reads is not None}
+        grad_wrt = next((reads.input_grads for reads in readers.values() if reads.input_grads is not None), None)
+        joint = any(reads.joint for reads in readers.values())  # the fake term's graph waits for the real pass
 
         # Dmain: minimize logits for generated images (and a method's negatives). A method whose term needs the fake
         # and real passes together keeps the fake term's graph for one backward with the real pass.
         loss_Dgen, gen_img, gen_logits, fake_norms = 0, None, None, None
         if do_Dmain:
             with torch.autograd.profiler.record_function('Dgen_forward'):
-                loss_Dgen, gen_img, gen_logits, fake_norms = self._d_fake_term(real_img, gen_z, gen_c, gradder)
+                loss_Dgen, gen_img, gen_logits, fake_norms = self._d_fake_term(real_img, gen_z, gen_c, grad_wrt)
             if not joint:
                 with torch.autograd.profiler.record_function('Dgen_backward'):
                     loss_Dgen.mean().mul(gain).backward()
-        elif gradder is not None:  # a gradient term outside D main (a lazy cadence): one more D pass on fakes
+        elif grad_wrt is not None:  # input gradients outside D main (a lazy cadence): one more D pass on fakes
             with torch.autograd.profiler.record_function('Dgap_fake_forward'):
                 gen_img, _gen_ws = self.run_G(gen_z, gen_c, sync=False)
-                _logits, fake_norms = self._fake_norms(gen_img, gen_c, gradder)
+                _logits, fake_norms = self._fake_norms(gen_img, gen_c, grad_wrt)
 
-        # Dmain: maximize logits for real images. Dr1: R1. A gradient term shares R1's input gradient.
-        if do_Dmain or do_Dr1 or gradder is not None:
+        # Dmain: maximize logits for real images. Dr1: R1. Input-gradient norms share R1's input gradient.
+        if do_Dmain or do_Dr1 or readers:
             name = 'Dreal_Dr1' if do_Dmain and do_Dr1 else 'Dreal' if do_Dmain else 'Dr1'
             with torch.autograd.profiler.record_function(name + '_forward'):
-                for method in self._on('d_real_inputs'):
-                    real_img = method.d_real_inputs(real_img, self._p(method))
-                wrt = (['before'] if do_Dr1 else []) + ([gradder.input_grad_wrt] if gradder is not None else [])
+                realer = self._owner('d_real_inputs')
+                if realer is not None:
+                    real_img = realer.d_real_inputs(real_img, self._p(realer))
+                wrt = (['before'] if do_Dr1 else []) + ([grad_wrt] if grad_wrt is not None else [])
                 real_logits, before, after = self._run_D_for_input_grads(real_img, real_c, sync=sync, wrt=wrt)
                 training_stats.report('Loss/scores/real', real_logits)
                 training_stats.report('Loss/signs/real', real_logits.sign())
@@ -348,23 +358,21 @@ class Loss(StyleGAN2Loss):
                     training_stats.report('Loss/r1_penalty', r1_penalty)
                     training_stats.report('Loss/D/reg', loss_Dr1)
 
-                extra_terms = []
-                if gradder is not None:
-                    real_norms = grads[gradder.input_grad_wrt].flatten(1).norm(dim=1)
-                    extra_terms.append(gradder.d_gradient_term(real_norms, fake_norms))
-                extra_terms += [method.d_logit_terms(real_logits, gen_logits) for method in logit_terms]
-                for method in self._on('d_main_terms') if do_Dmain else []:
-                    for term in method.d_main_terms(real_img, real_c, gen_img, gen_z, gen_c, self.run_G):
-                        loss_Dreal = loss_Dreal + term  # per image, before the mean
+                d = DTerms(phase=phase, real_img=real_img, real_c=real_c, real_logits=real_logits, gen_img=gen_img,
+                           gen_z=gen_z, gen_c=gen_c, gen_logits=gen_logits, run_G=self.run_G, fake_norms=fake_norms,
+                           real_norms=None if grad_wrt is None else grads[grad_wrt].flatten(1).norm(dim=1))
+                for method in readers:
+                    method.d_terms(d)
+                for term in d.real_terms:
+                    loss_Dreal = loss_Dreal + term  # per image, before the mean
 
             with torch.autograd.profiler.record_function(name + '_backward'):
                 total = (real_logits * 0 + loss_Dreal + loss_Dr1).mean()
-                if joint:
-                    total = total + sum(extra_terms) + (loss_Dgen.mean() if do_Dmain else 0)
+                if joint or d.terms:
+                    total = total + sum(d.terms) + (loss_Dgen.mean() if do_Dmain and joint else 0)
                 total.mul(gain).backward()
-            if do_Dmain:
-                for method in self._on('after_d_main_backward'):
-                    method.after_d_main_backward()
+            for call in d.after_backward_calls:
+                call()
 
     # ------------------------------------------------------------------------------------------------------------
     # State.

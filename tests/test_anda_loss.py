@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from plugins.common.contexts import Run
 from tests.conftest import read_stats, train
 from tests.tiny import Batches, make_loss, one_thread, phase_gradients, run_minibatch, tiny_networks  # noqa: F401 (autouse fixture)
 
@@ -198,13 +199,13 @@ def test_defaults_are_the_released_estimator_with_alpha_from_ADA_when_p_adapts()
     adapting = make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe, ada_target=0.6)
     anda = adapting.methods['anda']
     assert anda.estimator == 'released' and anda.alpha_source == 'ada' and adapting.heuristics == {}
-    assert anda.describe() == "ANDA: alpha is the augment pipe's p (ADA, target 0.6)"
-    assert make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe, alpha='ada').methods['anda'].describe() == \
+    assert anda.setup(Run(augment_pipe=pipe)) == "ANDA: alpha is the augment pipe's p (ADA, target 0.6)"
+    assert make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe, alpha='ada').methods['anda'].setup(Run(pipe)) == \
         "ANDA: alpha is the augment pipe's p, fixed at 0.3 (no --target)"
     fixed_p = make_loss(G, D, 'plugins.anda.Loss', augment_pipe=pipe)       # --aug fixed, or a pipe at p = 1
     assert fixed_p.methods['anda'].alpha_source == 'heuristic' and 'anda' in fixed_p.heuristics
     no_pipe = make_loss(G, D, 'plugins.anda.Loss')
-    assert no_pipe.methods['anda'].describe() == "ANDA: alpha is the overfitting heuristic's p (Eq. 10)"
+    assert no_pipe.methods['anda'].setup(Run(None)) == "ANDA: alpha is the overfitting heuristic's p (Eq. 10)"
 
 
 @pytest.mark.parametrize('estimator, aug', [('sampled', 'noaug'), ('weighted', 'ada'), ('released', 'ada')])

@@ -5,6 +5,7 @@ source, and option errors. train.py runs with the other methods are in test_plug
 import pytest
 import torch
 
+from plugins.common.contexts import Run
 from tests.tiny import Batches, make_loss, one_thread, phase_gradients, tiny_networks  # noqa: F401 (autouse fixture)
 
 
@@ -75,7 +76,8 @@ def test_p_follows_its_source():
             return images
 
     from_pipe = make_loss(G, D, 'plugins.Loss', augment_pipe=Pipe(), ada_target=0.6, apa={})  # auto: ADA's p
-    assert 'apa' not in from_pipe.heuristics and from_pipe.methods['apa'].describe() == "APA: p is the augment pipe's p (ADA, target 0.6)"
+    line = from_pipe.methods['apa'].setup(Run(augment_pipe=from_pipe.augment_pipe))
+    assert 'apa' not in from_pipe.heuristics and line == "APA: p is the augment pipe's p (ADA, target 0.6)"
     phase_gradients(from_pipe, G, D, batch, 'Gmain')
     phase_gradients(from_pipe, G, D, batch, 'Dmain')
     collector.update()

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch_utils import training_stats
 
+from plugins.common.contexts import DReads
 from plugins.common.method import Method
 from tests.tiny import (Batches, assert_d_main_adds_logit_term, make_loss, one_thread,  # noqa: F401 (autouse fixture)
                         phase_gradients, tiny_networks)
@@ -33,11 +34,14 @@ class SquaredLogits(Method):
     def active(self):
         return self.weight > 0
 
-    def d_logit_terms(self, real_logits, gen_logits):
+    def d_terms_in(self, phase):
+        return DReads(logits=True) if phase in ('Dmain', 'Dboth') else None
+
+    def d_terms(self, d):
         self.calls += 1
-        penalty = real_logits.square().mean() + gen_logits.square().mean()
+        penalty = d.real_logits.square().mean() + d.gen_logits.square().mean()
         training_stats.report('Toy/penalty', penalty)
-        return self.weight * penalty
+        d.add(self.weight * penalty)
 
     def state_dict(self):
         return {'calls': self.calls}
@@ -79,9 +83,10 @@ def test_unknown_names_and_methods_that_set_the_same_thing_are_refused(toy_regis
 
     class OtherSelector(Method):
         name = 'selector'
+        sets = ('g_main_loss',)
 
-        def g_main_loss(self, gen_logits, round_index):
-            return gen_logits.mean()
+        def g_main(self, g):
+            g.replace_loss(g.gen_logits.mean())
 
     monkeypatch.setattr(f'{__name__}.OtherSelector', OtherSelector, raising=False)
     monkeypatch.setitem(methods.METHODS, 'selector', f'{__name__}.OtherSelector')

@@ -47,6 +47,7 @@ class ANDA(Method):
 
     name = 'anda'
     stats_prefix = 'ANDA'
+    sets = ('d_fake_term',)
     reports_score_gap = True
 
     def __init__(self, lam=0.2, estimator='released', alpha='auto', negative='jigsaw', grid=2, permutation='released',
@@ -84,13 +85,11 @@ class ANDA(Method):
     def active(self):
         return self.lam > 0
 
-    def attach(self, augment_pipe):
+    def setup(self, run):
         if self.alpha_source == 'ada':
-            require_pipe_p('ANDA alpha', augment_pipe, self.ada_target,
+            require_pipe_p('ANDA alpha', run.augment_pipe, self.ada_target,
                            'alpha would be 1 throughout, so D would never see a negative (ANDA off)')
-        self.augment_pipe = augment_pipe
-
-    def describe(self):
+        self.augment_pipe = run.augment_pipe
         if self.alpha_source == 'heuristic':
             return "ANDA: alpha is the overfitting heuristic's p (Eq. 10)"
         return 'ANDA: alpha is ' + describe_pipe_p(self.augment_pipe, self.ada_target)
@@ -99,6 +98,18 @@ class ANDA(Method):
         """'released': draw the negatives of this G main round's reals, as released (`self.pseudo_data`)."""
         if self.estimator == 'released':
             self.pseudo = make_negatives(real_img.detach(), self.negative, **self.negative_options)
+
+    def d_fake_term(self, fake):
+        """Eq. S4's fake term: softplus(D(T(images))) of each of `d_fake_inputs`'s batches, times its weight, summed
+        per image; and D's logits of the generated images among them."""
+        batches = self.d_fake_inputs(fake.gen_img, fake.real_img, fake.p)
+        loss, all_logits = 0, []
+        for images, weight, _is_negative in batches:
+            logits = fake.logits(images)
+            per_image = torch.nn.functional.softplus(logits)  # -log(1 - sigmoid(logits))
+            loss = loss + (per_image if weight is None else weight * per_image)
+            all_logits.append(logits)
+        return loss, self.generated_logits(batches, all_logits)
 
     def d_fake_inputs(self, gen_img, real_img, p):
         """D's fake batches for the chunk: a list of (images, weight, is_negative) where the loss averages

@@ -31,6 +31,7 @@ class APA(Method):
 
     name = 'apa'
     stats_prefix = 'APA'
+    sets = ('d_real_inputs',)
 
     def __init__(self, p: Union[str, float] = 'auto', ada_target=None):  # 'auto', 'ada', 'heuristic' or a number
         self.check_options(p=p)
@@ -58,13 +59,11 @@ class APA(Method):
     def active(self):
         return self.fixed_p != 0
 
-    def attach(self, augment_pipe):
+    def setup(self, run):
         if self.p_source == 'ada':
-            require_pipe_p('APA p', augment_pipe, self.ada_target,
+            require_pipe_p('APA p', run.augment_pipe, self.ada_target,
                            "every real image of D's real term would be a fake, so D would never see a real one")
-        self.augment_pipe = augment_pipe
-
-    def describe(self):
+        self.augment_pipe = run.augment_pipe
         if self.p_source == 'fixed':
             return f'APA: p is fixed at {self.fixed_p:g}'
         return 'APA: p is ' + (describe_pipe_p(self.augment_pipe, self.ada_target) if self.p_source == 'ada' else

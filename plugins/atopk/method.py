@@ -57,6 +57,7 @@ class ATopk(Method):
 
     name = 'atopk'
     stats_prefix = 'ATopk'
+    sets = ('g_main_loss',)
     reports_score_gap = True
     aug = 'noaug'  # the paper's runs: StyleGAN2 without augmentation
 
@@ -84,7 +85,7 @@ class ATopk(Method):
         self._fakes_used = None  # fakes used by G in the current minibatch, all chunks
         self._loss_divisor = None  # fakes used in the minibatch / number of chunks
 
-    def describe(self):
+    def setup(self, run):
         if self.fixed_k is not None and self.fixed_k == self.batch_size:  # its neutral setting: said, as the loss says
             return (f'atopk: off with these options (mode={self.mode!r}, k={self.fixed_k}, the whole batch): every '
                     f'fake counts, as without it')
@@ -161,18 +162,21 @@ class ATopk(Method):
         training_stats.report('ATopk/fakes_used', float(tracker.batch_size if self._fakes_used is None
                                                          else self._fakes_used))
 
-    def g_main_loss(self, gen_logits, round_index):
-        """G's main loss of one chunk, to be multiplied by the training loop's gain and backpropagated."""
-        chunk_k = gen_logits.shape[0] if self._chunk_ks is None else self._chunk_ks[round_index]
+    def g_main(self, g):
+        """G's main loss of one chunk: softplus(-D(G(z))) of the chunk's selected fakes, summed and divided so that
+        the minibatch's chunks together give the mean over its k."""
+        gen_logits = g.gen_logits
+        chunk_k = gen_logits.shape[0] if self._chunk_ks is None else self._chunk_ks[g.round_index]
         if chunk_k == gen_logits.shape[0] and (self._loss_divisor is None or self._loss_divisor == chunk_k):
             loss = torch.nn.functional.softplus(-gen_logits)  # every fake: upstream's loss
             training_stats.report('Loss/G/loss', loss)
-            return loss.mean()
+            g.replace_loss(loss.mean())
+            return
         selected = gen_logits if chunk_k == gen_logits.shape[0] else \
             select_topk_logits(gen_logits, chunk_k, worst=self.worst)
         loss = torch.nn.functional.softplus(-selected)
         training_stats.report('Loss/G/loss', loss)
-        return loss.sum() / self._loss_divisor
+        g.replace_loss(loss.sum() / self._loss_divisor)
 
     def state_dict(self):
         return {'controller': None if self.controller is None else

@@ -1,28 +1,30 @@
-"""The method protocol of the combined loss (`plugins.Loss`): a method implements only the hooks it needs, each
-documented at its `def` below. The loss calls them in the registry's order (`plugins.methods.METHODS`), for every
-method that is on (`attach`, `attach_discriminator`, `describe` and the state) or on and `active` (the rest).
-Upstream's terms and regularisers stay the loss's own."""
+"""The method protocol of the combined loss (`plugins.Loss`): what a method declares, and the hooks it may override,
+each documented at its `def` below with the context object it is handed (`plugins.common.contexts`). The loss
+calls a hook in the registry's order (`plugins.methods.METHODS`) for every method that is on (`setup` and the
+state) or on and `active` (the rest), and skips a method that does not override it. Upstream's terms and
+regularisers stay the loss's own."""
 
 import inspect
 
 RUN_FACTS = ('random_seed', 'training_set_size', 'ada_target', 'batch_size', 'xflip', 'G_opt_kwargs', 'D_opt_kwargs',
              'G_reg_interval', 'D_reg_interval')  # what train.py tells a loss about the run (patches 0013, 0026)
 
-EXCLUSIVE_HOOKS = {  # hooks that one method at most implements, and what they set
+ROLES = {  # what one method at most may set (`Method.sets`), and how the refusal words it
     'g_main_loss': "G's main loss",
-    'd_fake_inputs': "the images of D's fake term",
+    'd_fake_term': "D's fake term",
     'd_real_inputs': "the images of D's real term",
-    'd_gradient_term': "a term from D's input gradients",
+    'input_grad_term': "a term from D's input gradients",
 }
 
 
 class Method:
-    """Base of a method: every hook is a no-op that the loss skips unless a subclass overrides it."""
+    """Base of a method: every hook is a no-op that the loss skips unless a subclass overrides it, but for the two
+    it calls on the method that `sets` their role (`d_fake_term`, `d_real_inputs`)."""
 
     name = None  # the --loss-kwargs key
     stats_prefix = None  # training_stats prefix of its quantities
+    sets = ()  # the ROLES it takes, which no other method that is on may take
     reports_score_gap = False  # report mean D(x) - mean D(G(z)) as '<stats_prefix>/score_gap'
-    input_grad_wrt = None  # with d_gradient_term: 'before' or 'after' the augment pipe
     per_process_state = False  # its state differs between processes: saved and restored per process (patch 0030)
     aug = 'ada'  # train.py's --aug of its papers' runs: the README's and the studies' command for it
 
@@ -51,17 +53,12 @@ class Method:
         """False for the method's neutral setting: the loss then runs as if it were off."""
         return True
 
-    def attach(self, augment_pipe):
-        """At construction: check that the run's augment pipe (None without one) gives what the method needs (raise
-        ValueError) and keep what it reads (e.g. the pipe's p)."""
-
-    def describe(self):
-        """A line printed at the start of training (after `attach`), or None."""
+    def setup(self, run):
+        """At construction (`run`: plugins.common.contexts.Run), and, for a run with an augment pipe, when train.py
+        checks the options before building anything (`run.D` None then): check that the run's augment pipe and D give what the method
+        needs (raise ValueError naming what is missing) and keep what it reads. Returns a line printed at the start
+        of training, or None."""
         return None
-
-    def attach_discriminator(self, D):
-        """At construction, after `attach`: keep what the method reads from D (as the loss has it: DDP-wrapped with
-        several processes) or copies of it; raise ValueError when D lacks what it needs."""
 
     def begin_minibatch(self, tracker, rank, world_size, p_host):
         """At a minibatch's first G main call (the heuristics have moved after the minibatches before, as ADA's p):
@@ -78,49 +75,29 @@ class Method:
     def observe_g_main(self, real_img, gen_img):
         """Each G main chunk's real images and generated images (detached), after G's forward and before D's."""
 
-    def g_main_loss(self, gen_logits, round_index):
-        """G's main loss of the chunk (`round_index` of the minibatch's rounds), to be multiplied by the loop's gain,
-        in place of upstream's mean(softplus(-D(G(z)))). One method at most."""
-        raise NotImplementedError
+    def g_main(self, g):
+        """G's main loss of a chunk (`g`: plugins.common.contexts.GMain, after D's pass on the generated images):
+        `g.replace_loss(scalar)` (with 'g_main_loss' in `sets`) and/or `g.add(per-image term)`."""
 
-    def g_main_terms(self, gen_img, gen_c):
-        """A per-image term added to G's main loss before its mean."""
+    def d_fake_term(self, fake):
+        """D main's fake term (with 'd_fake_term' in `sets`; `fake`: plugins.common.contexts.DFake): (the per-image
+        loss, D's logits of the generated images among the batches it shows D through `fake.logits`)."""
         raise NotImplementedError
-
-    def d_fake_inputs(self, gen_img, real_img, p):
-        """The batches D's fake term sees in D main, as [(images, weight or None, is_negative or None)]; `p` is the
-        heuristic's p (a tensor) when `reads_p` says 'heuristic', else None. One method at most."""
-        raise NotImplementedError
-
-    def generated_logits(self, batches, logits):
-        """The generated images' logits among those of `d_fake_inputs`'s batches (default: the first batch's)."""
-        return logits[0]
 
     def d_real_inputs(self, real_img, p):
-        """The images D's real term (and R1) sees; `p` as for `d_fake_inputs`. One method at most."""
+        """The images D's real term (and R1) sees (with 'd_real_inputs' in `sets`); `p` is the heuristic's p (a
+        tensor) when `reads_p` says 'heuristic', else None."""
         raise NotImplementedError
 
-    def runs_in(self, phase):
-        """Whether `d_gradient_term` is added in this phase ('Dmain', 'Dreg', 'Dboth')."""
-        return False
+    def d_terms_in(self, phase):
+        """What `d_terms` reads in a D phase ('Dmain', 'Dreg', 'Dboth'), as plugins.common.contexts.DReads, or None
+        where it adds nothing; declared before the phase's passes, which it shapes. At most one method asks for
+        input gradients (with 'input_grad_term' in `sets`)."""
+        return None
 
-    def d_gradient_term(self, real_norms, fake_norms):
-        """A scalar term from per-image gradient norms of D's logits with respect to its inputs (`input_grad_wrt`:
-        'before' or 'after' the augment pipe), added to the one D backward of each phase it `runs_in`. One method at
-        most."""
-        raise NotImplementedError
-
-    def d_logit_terms(self, real_logits, gen_logits):
-        """A scalar term on D's logits, added to D main's backward."""
-        raise NotImplementedError
-
-    def d_main_terms(self, real_img, real_c, gen_img, gen_z, gen_c, run_G):
-        """After D's real pass in D main: a list of per-image terms from further passes (e.g. through D's features),
-        added in order to each image's D main loss before its mean."""
-        raise NotImplementedError
-
-    def after_d_main_backward(self):
-        """After D main's backward (e.g. a step of the method's own optimizers)."""
+    def d_terms(self, d):
+        """A D phase's terms, after its real pass (`d`: plugins.common.contexts.DTerms): `d.add(scalar)` to the
+        phase's backward, `d.add_to_real_term(term)` before the real term's mean, `d.after_backward(call)`."""
 
     def state_dict(self):
         """Everything the method adapts, as copies, for exact resume."""

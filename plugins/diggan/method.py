@@ -2,6 +2,7 @@
 
 from torch_utils import training_stats
 
+from plugins.common.contexts import DReads
 from plugins.common.method import Method
 from plugins.common.options import check_choice, check_range
 from plugins.diggan.core import NormSmoother, gradient_gap_penalty
@@ -37,6 +38,7 @@ class DigGAN(Method):
 
     name = 'diggan'
     stats_prefix = 'DigGAN'
+    sets = ('input_grad_term',)
     per_process_state = True  # each process smooths the norms of its own images
 
     def __init__(self, weight=1000.0, cadence='every', wrt='after', smoothing=0.5):
@@ -60,15 +62,13 @@ class DigGAN(Method):
     def active(self):
         return self.weight > 0
 
-    def runs_in(self, phase):
-        return self.active and phase in (('Dreg', 'Dboth') if self.cadence == 'lazy' else ('Dmain', 'Dboth'))
+    def d_terms_in(self, phase):
+        return DReads(input_grads=self.wrt) if phase in (('Dreg', 'Dboth') if self.cadence == 'lazy' else
+                                                         ('Dmain', 'Dboth')) else None
 
-    @property
-    def input_grad_wrt(self):
-        return self.wrt
-
-    def d_gradient_term(self, real_norms, fake_norms):
+    def d_terms(self, d):
         """weight * R for one chunk, from the per-image gradient norms (differentiable wrt D)."""
+        real_norms, fake_norms = d.real_norms, d.fake_norms
         if self.smoothing > 0:
             real_norms = self.real_smoother.smooth(real_norms)
             fake_norms = self.fake_smoother.smooth(fake_norms)
@@ -77,7 +77,7 @@ class DigGAN(Method):
         training_stats.report('DigGAN/fake_norm', fake_norms)
         training_stats.report('DigGAN/gap', real_norms - fake_norms)
         training_stats.report('DigGAN/penalty', penalty)
-        return penalty * self.weight
+        d.add(penalty * self.weight)
 
     def state_dict(self):
         return {'real': self.real_smoother.state_dict(), 'fake': self.fake_smoother.state_dict()}

@@ -7,6 +7,7 @@ import torch
 import torch.distributed
 from torch_utils import misc, training_stats
 
+from plugins.common.contexts import DReads
 from plugins.common.method import Method
 from plugins.common.options import check_int_range, check_range
 from plugins.common.overfit import distributed_rank, distributed_world_size
@@ -136,16 +137,22 @@ class InsGen(Method):
     def active(self):
         return any(weight > 0 for weight in self.weights.values())
 
-    def attach(self, augment_pipe):
-        if augment_pipe is None:
+    def setup(self, run):
+        if run.augment_pipe is None:
             raise ValueError('InsGen makes two views of every image with the augment pipe, and this run has none '
                              '(--aug noaug, or p 0 without --target): use --aug ada, as released, or another pipe')
         if None in self.queue_sizes.values():
             raise ValueError('InsGen needs the dataset size for its default queue sizes; give real_queue_size and '
                              'fake_queue_size')
-        self.augment_pipe = augment_pipe
+        self.augment_pipe = run.augment_pipe
+        if run.D is not None:
+            self._build_heads(run.D)
+        return (f'InsGen: weights real {self.weights["real"]:g}, fake {self.weights["fake"]:g}, G '
+                f'{self.weights["G"]:g}; queues of {self.queue_sizes["real"]} reals and {self.queue_sizes["fake"]} '
+                f'fakes; temperature {self.temperature:g}, momentum {self.momentum:g}')
 
-    def attach_discriminator(self, D):
+    def _build_heads(self, D):
+        """The momentum D, the heads and their optimizers, from D."""
         inner = _unwrapped(D)
         if epilogue_block(inner) is None:
             raise ValueError(f'InsGen reads D\'s features at the input of its 4x4 block b4, which '
@@ -161,11 +168,6 @@ class InsGen(Method):
             self.heads[kind] = head
             self.optimizers[kind] = lazy_regularization_optimizer(head.parameters(), *self.optimizer_settings[kind])
 
-    def describe(self):
-        return (f'InsGen: weights real {self.weights["real"]:g}, fake {self.weights["fake"]:g}, G '
-                f'{self.weights["G"]:g}; queues of {self.queue_sizes["real"]} reals and {self.queue_sizes["fake"]} '
-                f'fakes; temperature {self.temperature:g}, momentum {self.momentum:g}')
-
     def begin_minibatch(self, tracker, rank, world_size, p_host):
         momentum_update(self.D_momentum, _unwrapped(self.D), self.momentum)
 
@@ -180,38 +182,44 @@ class InsGen(Method):
             key_features = d_features(self.D_momentum, key_view, c)
         return self.heads[kind](query_features, key_features, enqueue=enqueue, gather=_gather_over_ranks)
 
-    def g_main_terms(self, gen_img, gen_c):
+    def g_main(self, g):
+        """g_weight times the fake head's loss of G's fakes, added to each image's loss."""
         if self.weights['G'] == 0:
-            return 0
+            return
         head = self.heads['fake'].requires_grad_(False)  # G's term moves neither the head nor its queue
         try:
-            loss = self._instance_loss('fake', gen_img, gen_c)
+            loss = self._instance_loss('fake', g.gen_img, g.gen_c)
         finally:
             head.requires_grad_(True)
         training_stats.report('Loss/G_cl_on_g', loss)
         training_stats.report('InsGen/fake_instance_G', loss)
-        return self.weights['G'] * loss
+        g.add(self.weights['G'] * loss)
 
-    def d_main_terms(self, real_img, real_c, gen_img, gen_z, gen_c, run_G):
-        terms = []
+    def d_terms_in(self, phase):
+        return DReads() if phase in ('Dmain', 'Dboth') else None
+
+    def d_terms(self, d):
+        """The real and fake heads' losses, added to each image's loss of D's real term, as released; the heads
+        step after D main's backward."""
         if self.weights['real'] > 0:
             self.optimizers['real'].zero_grad(set_to_none=True)
-            loss = self._instance_loss('real', real_img, real_c, enqueue='keys')
+            loss = self._instance_loss('real', d.real_img, d.real_c, enqueue='keys')
             training_stats.report('Loss/D_cl', loss)  # the released name
             training_stats.report('InsGen/real_instance', loss)
-            terms.append(self.weights['real'] * loss)
+            d.add_to_real_term(self.weights['real'] * loss)
         if self.weights['fake'] > 0:
             self.optimizers['fake'].zero_grad(set_to_none=True)
             with torch.no_grad():
-                perturbed, _ws = run_G(gen_z + torch.randn(gen_z.shape, device=gen_z.device) * self.noise_std,
-                                       gen_c, sync=False)
-            loss = self._instance_loss('fake', gen_img, gen_c, key_images=perturbed, enqueue='queries')
+                gen_z = d.gen_z
+                perturbed, _ws = d.run_G(gen_z + torch.randn(gen_z.shape, device=gen_z.device) * self.noise_std,
+                                         d.gen_c, sync=False)
+            loss = self._instance_loss('fake', d.gen_img, d.gen_c, key_images=perturbed, enqueue='queries')
             training_stats.report('Loss/G_cl', loss)
             training_stats.report('InsGen/fake_instance', loss)
-            terms.append(self.weights['fake'] * loss)
-        return terms
+            d.add_to_real_term(self.weights['fake'] * loss)
+        d.after_backward(self._step_heads)
 
-    def after_d_main_backward(self):
+    def _step_heads(self):
         for kind in ('real', 'fake'):
             if self.weights[kind] > 0:
                 _average_grads_over_ranks(self.heads[kind])

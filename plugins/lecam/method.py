@@ -4,6 +4,7 @@ import torch
 import torch.distributed
 from torch_utils import training_stats
 
+from plugins.common.contexts import DReads
 from plugins.common.method import Method
 from plugins.common.options import check_choice, check_range
 from plugins.common.overfit import distributed_world_size
@@ -57,7 +58,12 @@ class LeCam(Method):
     def active(self):
         return self.weight > 0
 
-    def d_logit_terms(self, real_logits, gen_logits):
+    def d_terms_in(self, phase):
+        return DReads(logits=True) if phase in ('Dmain', 'Dboth') else None
+
+    def d_terms(self, d):
+        """weight * R_LC of the chunk's real and generated logits, after the averages take the chunk's means."""
+        real_logits, gen_logits = d.real_logits, d.gen_logits
         real, fake = real_logits.detach().to(torch.float64), gen_logits.detach().to(torch.float64)
         totals = _sum_over_ranks(torch.stack([real.sum(), real.new_tensor(real.numel()),
                                               fake.sum(), fake.new_tensor(fake.numel())]))
@@ -66,7 +72,7 @@ class LeCam(Method):
         training_stats.report('LeCam/penalty', penalty)
         training_stats.report('LeCam/ema_real', ema_real)
         training_stats.report('LeCam/ema_fake', ema_fake)
-        return penalty * self.weight
+        d.add(penalty * self.weight)
 
     def state_dict(self):
         return {'real': self.ema_real.state_dict(), 'fake': self.ema_fake.state_dict()}
