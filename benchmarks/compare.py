@@ -451,7 +451,7 @@ def main(methods, augs, p, memory, repeats, json_path, **setup_kwargs):
     results, unavailable, _ = benchmark(configs, setup, repeats, memory=memory)
     for line in format_table(configs, results, unavailable, torch.device(setup.device).type):
         print(line)
-    if json_path is not None:  # for scripts that size their work from these figures (scripts/gpu_study.py)
+    if json_path is not None:  # for scripts that size their work from these figures (study/gpu.py)
         pathlib.Path(json_path).write_text(json.dumps(dict(setup=describe(setup, repeats), results=results,
                                                            unavailable=unavailable), indent=2))
     if configs[0].name in unavailable:

@@ -1,5 +1,6 @@
-"""The methods `plugins.Loss` combines, in the order it calls them: the --loss-kwargs key and the class implementing
-`plugins.common.method.Method`. A new method is a package and one line here."""
+"""The registry of the plugins, by kind: the loss methods `plugins.Loss` combines, in the order it calls them (the
+--loss-kwargs key and the class implementing `plugins.common.method.Method`), and the augment pipes, networks and
+datasets that train.py builds by class name. A new method is a package and one line in METHODS."""
 
 import importlib
 
@@ -14,14 +15,28 @@ METHODS = {
     'lecam': 'plugins.lecam.method.LeCam',
     'insgen': 'plugins.insgen.method.InsGen',
 }
+PIPES = {  # --aug CLASS; a pipe's `stats_prefix`, where it has one, gets its own plot in the report
+    'diffaug': 'plugins.diffaug.AugmentPipe',
+    'diffusion': 'plugins.diffusion.AugmentPipe',
+}
+NETWORKS = {  # --D-class CLASS
+    'diffusion': 'plugins.diffusion.Discriminator',
+}
+DATASETS = {  # --data-class CLASS
+    'primitives': 'plugins.primitives.dataset.SyntheticDataset',
+}
+
+
+def import_class(path):
+    module_name, _, class_name = path.rpartition('.')
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def method_class(name):
     """The class registered as `name`; ValueError naming the registered ones otherwise."""
     if name not in METHODS:
         raise ValueError(f'unknown method {name!r}; the methods are {", ".join(METHODS)}')
-    module_name, _, class_name = METHODS[name].rpartition('.')
-    return getattr(importlib.import_module(module_name), class_name)
+    return import_class(METHODS[name])
 
 
 def preset(name):
@@ -30,8 +45,9 @@ def preset(name):
 
 
 def stats_prefixes():
-    """Each method's training_stats prefix, in the registry's order."""
-    return [method_class(name).stats_prefix for name in METHODS]
+    """The training_stats prefixes of the methods' quantities, in the registry's order, then the pipes'."""
+    pipes = [getattr(import_class(path), 'stats_prefix', None) for path in PIPES.values()]
+    return [method_class(name).stats_prefix for name in METHODS] + [prefix for prefix in pipes if prefix]
 
 
 def registry_table():
@@ -44,6 +60,12 @@ def registry_table():
         heuristic = ', '.join(f'`{option}` {default!r}' for option, default in HEURISTIC_DEFAULTS.items())
         heuristic = f'; heuristic {heuristic}' if implements(cls, 'reads_p') else ''
         rows.append(f'| `{name}` | `{preset(name)}` | `{cls.aug}` | {options}{heuristic} | `{cls.stats_prefix}/` |')
+    rows += ['', '| kind | class | stats |', '|---|---|---|']
+    for kind, option, registry in (('augment pipe', '--aug', PIPES), ('network', '--D-class', NETWORKS),
+                                   ('dataset', '--data-class', DATASETS)):
+        for path in registry.values():
+            prefix = getattr(import_class(path), 'stats_prefix', None)
+            rows.append(f'| {kind} (`{option}`) | `{path}` | {f"`{prefix}/`" if prefix else ""} |')
     return '\n'.join(rows)
 
 

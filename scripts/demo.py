@@ -4,7 +4,7 @@ renders images from the last snapshot with generate.py, and writes the report wi
 all under --outdir (runs/demo).
 
 Fashion-MNIST comes from Debian's dataset-fashion-mnist (installed, or fetched with `apt-get download` as
-scripts/lowshot.py does); without it the demo says so and uses the project's Primitives-PS synthetic images.
+scripts/fashion_mnist.py does); without it the demo says so and uses the project's Primitives-PS synthetic images.
 The heuristic that drives ATop-k's k and ANDA's alpha moves at speed_kimg = kimg / 4 (the papers' 500 of 2000
 kimg, compressed to the demo's length), so its controllers visibly move. No augment pipe: with DiffAugment the
 fakes were still blobs at 20 kimg, where without it they are rough clothes (README.md, "Two commands")."""
@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from scripts import children
-from scripts.lowshot import build_datasets, fetch_source, find_source
+from scripts.fashion_mnist import build_datasets, fetch_source, find_source
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,10 +14,10 @@ import click
 from click.core import ParameterSource
 
 from plugins.primitives.synth import SYNTHESIZERS
+from plugins.primitives.writer import write_dataset
 from scripts import children
 from scripts.dry_run import check_runs
-from scripts.results import ResultsError, field, read_jsonl
-from plugins.primitives.writer import write_dataset
+from scripts.results import ResultsError, read_metric_results
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_PY = ROOT / 'stylegan2_ada' / 'train.py'
@@ -121,10 +121,7 @@ def read_fids(run_dir):
     """{result name: [(FID, snapshot name), ...] in file order} from the FID metrics in run_dir/metric-*.jsonl."""
     fids = {}
     for path in sorted(Path(run_dir).glob('metric-*.jsonl')):
-        for number, record in read_jsonl(path):
-            results = field(path, number, record, 'results')
-            if not isinstance(results, dict):
-                raise ResultsError(f'{path}, line {number}: "results" is not an object')
+        for _number, record, results in read_metric_results(path):
             for name, value in results.items():
                 if name.startswith('fid'):
                     fids.setdefault(name, []).append((value, record.get('snapshot_pkl')))

@@ -39,8 +39,8 @@ import numpy as np
 
 from plugins.common.method import RUN_FACTS
 from plugins.methods import stats_prefixes
-from scripts.results import (ResultsError as ReportError, convergence_kimg, read_json_object, read_jsonl,
-                             read_stats, snapshot_kimg)
+from scripts import results
+from scripts.results import ResultsError as ReportError, convergence_kimg, finite, snapshot_kimg
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,8 +60,8 @@ LOSS_KWARGS_NOT_OPTIONS = ('class_name', *RUN_FACTS)
 
 
 def controller_prefixes():
-    """The stats prefixes that get a controllers plot: every registered method's, and Diffusion-GAN's pipe's."""
-    return (*(f'{prefix}/' for prefix in stats_prefixes()), 'Diffusion/')
+    """The stats prefixes that get a controllers plot: every registered method's and pipe's."""
+    return tuple(f'{prefix}/' for prefix in stats_prefixes())
 
 
 def plot_names():
@@ -69,34 +69,9 @@ def plot_names():
             *(f'controllers-{prefix.rstrip("/")}.png' for prefix in controller_prefixes()))
 
 
-def _finite(value):
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def reported(stats, key):
-    """[(kimg, mean of `key`)] over the ticks that reported `key` with a finite mean. Upstream's stats collector
-    repeats a statistic's last values through ticks that report none (`keep_previous`): a row equal to the one
-    before it, spread included, is such a repeat and is skipped (a constant's repeats, spread 0, are kept)."""
-    points, previous = [], None
-    for row in stats:
-        value = row.get(key)
-        if value is not None and _finite(value.get('mean')) and not (value == previous and value.get('std')):
-            points.append((row['Progress/kimg']['mean'], value['mean']))
-        previous = value
-    return points
-
-
 @dataclasses.dataclass
-class Run:
-    """One training run directory, parsed."""
-    path: Path
-    options: dict
-    stats: list
-    curves: dict = dataclasses.field(default_factory=dict, repr=False)  # metric -> fid_curve, read once
-
-    @property
-    def seed(self):
-        return self.options.get('random_seed', 0)
+class Run(results.Run):
+    """One training run directory, parsed (scripts/results.py), with what the report derives from it."""
 
     @property
     def loss_class(self):
@@ -125,18 +100,14 @@ class Run:
     def sec_per_kimg(self):
         """Mean Timing/sec_per_kimg over the ticks after tick 0 (whose time includes the start-up), or tick 0's
         when there is no other."""
-        rows = [row for row in self.stats if _finite(row.get('Timing/sec_per_kimg', {}).get('mean'))]
+        rows = [row for row in self.stats if finite(row.get('Timing/sec_per_kimg', {}).get('mean'))]
         later = [row for row in rows if row.get('Progress/tick', {}).get('mean', 0) > 0] or rows
         return statistics.fmean(row['Timing/sec_per_kimg']['mean'] for row in later) if later else math.nan
 
-    def series(self, key):
-        """[(kimg, mean of `key`)] over the ticks that reported `key` (see `reported`)."""
-        return reported(self.stats, key)
-
     def score_gap(self):
         """[(kimg, mean D(x) - mean D(G(z)))] per tick, from Loss/scores/real and Loss/scores/fake."""
-        fake = dict(reported(self.stats, 'Loss/scores/fake'))
-        return [(kimg, real - fake[kimg]) for kimg, real in reported(self.stats, 'Loss/scores/real') if kimg in fake]
+        fake = dict(self.series('Loss/scores/fake'))
+        return [(kimg, real - fake[kimg]) for kimg, real in self.series('Loss/scores/real') if kimg in fake]
 
     def stats_keys(self):
         return {key for row in self.stats for key in row}
@@ -144,10 +115,10 @@ class Run:
     def fid_metric_names(self):
         return sorted(path.name[len('metric-'):-len('.jsonl')] for path in self.path.glob('metric-fid*.jsonl'))
 
-    def snapshot_kimg(self, row):
+    def row_kimg(self, row):
         """kimg of the tick a metric row belongs to (see the module docstring)."""
         timestamp, last = row.get('timestamp'), self.stats[-1].get('timestamp')
-        if _finite(timestamp) and _finite(last) and timestamp <= last:
+        if finite(timestamp) and finite(last) and timestamp <= last:
             return next(r['Progress/kimg']['mean'] for r in self.stats if r.get('timestamp', 0) >= timestamp)
         name = Path(row.get('snapshot_pkl') or '').name
         try:
@@ -162,35 +133,6 @@ class Run:
                       if round(r['Progress/kimg']['mean'] * 1000) // 1000 == kimg
                       and (round(r['Progress/tick']['mean']) % snap_ticks == 0 or i == len(self.stats) - 1)]
         return candidates[-1]['Progress/kimg']['mean'] if candidates else kimg
-
-    def fid_curve(self, metric):
-        """[(kimg, value)] of metric-<metric>.jsonl sorted by kimg; of several rows for one tick, the newest."""
-        if metric not in self.curves:
-            self.curves[metric] = self._read_fid_curve(metric)
-        return self.curves[metric]
-
-    def _read_fid_curve(self, metric):
-        path = self.path / f'metric-{metric}.jsonl'
-        if not path.is_file():
-            return []
-        by_kimg = {}
-        for number, row in sorted(read_jsonl(path), key=lambda item: item[1].get('timestamp', 0)):
-            results = row.get('results')
-            if not isinstance(results, dict):
-                raise ReportError(f'{path}, line {number}: no "results" object')
-            if metric in results:
-                value = results[metric]
-            elif len(results) == 1:
-                (value,) = results.values()
-            else:
-                raise ReportError(f'{path}, line {number}: results {sorted(results)} hold no value named {metric!r}')
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ReportError(f'{path}, line {number}: the FID {value!r} is not a number')
-            if not math.isfinite(value):  # a failed evaluation: not a point of the curve
-                print(f'report.py: {path}, line {number}: FID is {value}; left out', file=sys.stderr)
-                continue
-            by_kimg[self.snapshot_kimg(row)] = value
-        return sorted(by_kimg.items())
 
 
 def find_runs(path):
@@ -207,24 +149,6 @@ def find_runs(path):
         raise ReportError(f'{path}: not a training run directory (no training_options.json in it or in its '
                           'subfolders)')
     return inside
-
-
-def load_run(path):
-    path = Path(path)
-    if not path.is_dir():
-        raise ReportError(f'{path}: no such run directory')
-    options_path, stats_path = path / 'training_options.json', path / 'stats.jsonl'
-    if not options_path.is_file():
-        raise ReportError(f'{path}: no training_options.json, not a training run directory')
-    if not stats_path.is_file() and stats_path.with_suffix('.jsonl.gz').is_file():  # as scripts/study.py keeps them
-        stats_path = stats_path.with_suffix('.jsonl.gz')
-    if not stats_path.is_file():
-        raise ReportError(f'{path}: no stats.jsonl (did the run finish its first tick?)')
-    stats = [row for row in read_stats(stats_path) if _finite(row.get('Progress/kimg', {}).get('mean'))]
-    if not stats:
-        raise ReportError(f'{stats_path}: no stats rows with Progress/kimg')
-    options = read_json_object(options_path)
-    return Run(path=path, options=options, stats=stats)
 
 
 def check_out(out):
@@ -347,9 +271,9 @@ def choose_metric(runs, requested=None):
 
 def summarize(run, metric, shared, scratch_best=math.nan):
     """The table's numbers for one run; scratch_best is the from-scratch counterpart's best FID (or NaN)."""
-    curve = run.fid_curve(metric) if metric else []
+    curve = run.curve(metric) if metric else []
     best_kimg, best = min(curve, key=lambda point: point[1]) if curve else (math.nan, math.nan)
-    converged = convergence_kimg(curve, scratch_best) if _finite(scratch_best) else math.nan
+    converged = convergence_kimg(curve, scratch_best) if finite(scratch_best) else math.nan
     return dict(run=run.path, method=method_label(run, shared), augmentation=augmentation_label(run.options),
                 dataset=dataset_label(run.options), seed=run.seed, kimg=run.kimg, best_fid=best,
                 best_kimg=best_kimg, final_fid=curve[-1][1] if curve else math.nan,
@@ -363,7 +287,7 @@ def aggregate(rows):
     """Mean and sample standard deviation (n - 1) of each numeric field over `rows` (NaNs left out)."""
     result = dict(rows[0], seeds=[row['seed'] for row in rows])
     for field in NUMERIC_FIELDS:
-        values = [row[field] for row in rows if _finite(row[field])]
+        values = [row[field] for row in rows if finite(row[field])]
         if field == 'converged_kimg' and len(values) < len(rows):  # a seed that never got there: no mean
             values = []
         result[field] = (statistics.fmean(values) if values else math.nan,
@@ -378,10 +302,10 @@ FORMATS = dict(kimg='{:.3g}', best_fid='{:.2f}', best_kimg='{:.3g}', final_fid='
 def format_value(field, value):
     if isinstance(value, tuple):
         mean, std = value
-        if not _finite(mean):
+        if not finite(mean):
             return '–'
-        return FORMATS[field].format(mean) + (f' ± {FORMATS[field].format(std)}' if _finite(std) else '')
-    return FORMATS[field].format(value) if _finite(value) else '–'
+        return FORMATS[field].format(mean) + (f' ± {FORMATS[field].format(std)}' if finite(std) else '')
+    return FORMATS[field].format(value) if finite(value) else '–'
 
 
 COLUMNS = ('method', 'augmentation', 'dataset', 'seed', 'kimg', 'best FID', 'best at kimg', 'final FID',
@@ -465,13 +389,13 @@ def build_report(run_dirs, out, metric=None):
     if len(unique) < len(paths):
         print(f'report.py: {len(paths) - len(unique)} run directory(ies) named more than once, counted once',
               file=sys.stderr)
-    runs = [load_run(path) for path in unique]
+    runs = [Run.load(path) for path in unique]
     if not runs:
         raise ReportError('no run directories given')
     metric = choose_metric(runs, metric)
     for run in runs:  # every input read before anything is written
         if metric:
-            run.fid_curve(metric)
+            run.curve(metric)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -490,7 +414,7 @@ def build_report(run_dirs, out, metric=None):
     rows, aggregates, lines = [], [], []
     for key, members in groups.items():
         scratch = groups.get(key[:-1] + (False,), []) if metric else []
-        scratch_bests = [min(value for _, value in curve) for curve in (run.fid_curve(metric) for run in scratch)
+        scratch_bests = [min(value for _, value in curve) for curve in (run.curve(metric) for run in scratch)
                          if curve]
         scratch_best = statistics.fmean(scratch_bests) if scratch_bests else math.nan
         group_rows = [summarize(run, metric, shared, scratch_best) for run in members]
@@ -515,7 +439,7 @@ def build_report(run_dirs, out, metric=None):
 
     if metric:
         add_plot('fid.png', f'FID ({metric}) against kimg', f'FID ({metric})',
-                 panel(metric, lambda run: run.fid_curve(metric)))
+                 panel(metric, lambda run: run.curve(metric)))
     add_plot('score-gap.png', 'score gap mean D(x) - mean D(G(z)) against kimg', 'Score gap',
              panel('D(x) - D(G(z))', Run.score_gap))
     add_plot('augment-p.png', f'augment probability p ({AUGMENT_KEY}) of the runs that augment',

@@ -72,7 +72,8 @@ def test_pretrain_finetune_takes_its_training_child_with_it_when_killed(tmp_path
 
 
 def test_every_script_starts_its_children_through_the_helper():
-    direct = [f'{path.name}:{number}' for path in sorted((ROOT / 'scripts').glob('*.py')) if path.name != 'children.py'
+    scripts = sorted((ROOT / 'scripts').glob('*.py')) + sorted((ROOT / 'study').glob('*.py'))
+    direct = [f'{path.parent.name}/{path.name}:{number}' for path in scripts if path.name != 'children.py'
               for number, line in enumerate(path.read_text().splitlines(), 1)
               if re.search(r'\bsubprocess\.(run|Popen|call|check_call|check_output)\(', line)]
     assert direct == [], 'start these through scripts/children.py: ' + ', '.join(direct)

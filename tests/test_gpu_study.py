@@ -1,4 +1,4 @@
-"""The GPU study (scripts/gpu_study.py, returned_files.py, score_samples.py, study_probes.py --follow): its tiny mode
+"""The GPU study (study/gpu.py, returned_files.py, score_samples.py, probes.py --follow): its tiny mode
 end to end on the CPU under the GPU machine's limits, the plan's refusals, the packing limits, and the samples'
 round trip through upstream's metric code against an independent FID."""
 
@@ -15,8 +15,8 @@ import torch
 from tests.conftest import ROOT
 
 
-from scripts import gpu_study, returned_files
-from scripts.score_samples import SamplesGenerator, score
+from study import gpu, returned_files
+from study.score_samples import SamplesGenerator, score
 
 MIB = 2 ** 20
 
@@ -25,7 +25,7 @@ MIB = 2 ** 20
 def tiny_study(tmp_path_factory):
     """One tiny GPU study on the CPU: (returned folder, work folder, exit status and output)."""
     root = tmp_path_factory.mktemp('gpu-study')
-    result = subprocess.run([sys.executable, 'scripts/gpu_study.py', '--tiny', '--outdir', str(root / 'out'),
+    result = subprocess.run([sys.executable, '-m', 'study.gpu', '--tiny', '--outdir', str(root / 'out'),
                              '--workdir', str(root / 'work')], cwd=ROOT, capture_output=True, text=True)
     return root / 'out', root / 'work', result
 
@@ -44,15 +44,15 @@ def test_tiny_study_returns_its_results_within_the_machines_limits(tiny_study):
     measured = results['benchmark']['results']
     assert set(measured) == {'baseline', 'atopk'}
     estimate = results['estimate']  # the study's length from the benchmark's measured sec/kimg
-    side_by_side = gpu_study.TRAINING_OVER_LOSS * (measured['baseline']['wall'] + measured['atopk']['wall'])
+    side_by_side = gpu.TRAINING_OVER_LOSS * (measured['baseline']['wall'] + measured['atopk']['wall'])
     assert estimate['side_by_side_sec_per_kimg'] == pytest.approx(side_by_side, rel=1e-3)
-    fit = min(estimate['kimg'], gpu_study.TINY['max_kimg'])  # tiny mode's cap, to end before its time
+    fit = min(estimate['kimg'], gpu.TINY['max_kimg'])  # tiny mode's cap, to end before its time
     assert 0.9 * fit <= results['steps'][2]['kimg'] <= fit  # two significant digits, rounded down
     with tarfile.open(out / 'logs.tar.gz') as tar:
         assert {'ada-seed0.log', 'atopk-seed0-probes.log', 'benchmark.log'} <= set(tar.getnames())
     with np.load(out / 'samples-0.npz') as samples:
         assert sorted(samples.files) == ['ada-seed0', 'atopk-seed0']
-        assert samples['ada-seed0'].shape == (gpu_study.SAMPLES, 3, 16, 16)
+        assert samples['ada-seed0'].shape == (gpu.SAMPLES, 3, 16, 16)
         assert samples['ada-seed0'].dtype == np.uint8
     for run in ('ada-seed0', 'atopk-seed0'):
         entry = results['runs'][run]
@@ -61,7 +61,7 @@ def test_tiny_study_returns_its_results_within_the_machines_limits(tiny_study):
         assert len(kimg) >= 2 and kimg == sorted(kimg)  # recorded per snapshot, as the training went
         assert len(entry['ticks']) >= 2 and all('Timing/sec_per_kimg' in tick for tick in entry['ticks'])
         run_kimg = results['steps'][2]['kimg']
-        tick_kimg = run_kimg / gpu_study.TICKS  # --tick: a quarter of the run
+        tick_kimg = run_kimg / gpu.TICKS  # --tick: a quarter of the run
         assert entry['ticks'][0]['Progress/kimg'] == pytest.approx(0.004)  # upstream's tick 0: one minibatch of 4
         for index, tick in enumerate(entry['ticks']):  # then whole minibatches past each tick's length, to the end
             start = min(0.004 + index * tick_kimg, run_kimg)
@@ -77,16 +77,16 @@ def test_plan_of_the_real_study_fits_and_refuses_what_does_not(tmp_path, monkeyp
     data.mkdir()
     for name in ('fmnist100-32.zip', 'fmnist-full-32.zip'):  # the tiny images stand in: their networks are smaller
         (data / name).write_bytes((work / 'primitives-ps-16.zip').read_bytes())
-    monkeypatch.setattr(gpu_study, 'DATA_DIR', data)
-    lines, problems = gpu_study.plan(9, [0], False, tmp_path / 'work')
+    monkeypatch.setattr(gpu, 'DATA_DIR', data)
+    lines, problems = gpu.plan(9, [0], False, tmp_path / 'work')
     assert problems == []
     text = '\n'.join(lines)
     assert 'Runs: 10 side by side' in text and 'each --cfg low_shot' in text
     assert "carry=['stylegan2_ada', 'runs/gpu-study/data'], timeout_s=600" in text
     assert 'samples-1.npz 14.7 MiB' in text and 'samples-2.npz' not in text  # 1,000 32x32 RGB images a run
-    _, problems = gpu_study.plan(9.9, [0], False, tmp_path / 'work')
+    _, problems = gpu.plan(9.9, [0], False, tmp_path / 'work')
     assert any('leave less than 30 s' in problem for problem in problems)
-    _, problems = gpu_study.plan(9, [0, 1, 2], False, tmp_path / 'work')  # 30 runs' samples
+    _, problems = gpu.plan(9, [0, 1, 2], False, tmp_path / 'work')  # 30 runs' samples
     assert any('MiB together, more than 64 MiB' in problem for problem in problems)
 
 

@@ -1,4 +1,4 @@
-"""Tests of plugins.metrics.detectors: the offline Inception network that stands in for upstream's FID/KID detector
+"""Tests of offline_metrics.detectors: the offline Inception network that stands in for upstream's FID/KID detector
 (resize and scaling as upstream's network does them, features, FID behaviour, local files named by
 STYLEGAN2_INCEPTION), and an FID computed by upstream's metric code on a training snapshot."""
 
@@ -14,8 +14,8 @@ import PIL.Image
 import pytest
 import torch
 
-from plugins.metrics import detectors
-from plugins.metrics.detectors import ENV_VAR, INCEPTION_URL, InceptionFeatures, local_detector
+from offline_metrics import detectors
+from offline_metrics.detectors import ENV_VAR, INCEPTION_URL, InceptionFeatures, local_detector
 from tests.conftest import train
 
 VGG16_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt'

@@ -29,9 +29,9 @@ def toy(tmp_path, monkeypatch):
 def test_a_toy_method_is_one_package_and_one_registry_line(toy, tmp_path, dataset16):
     import toyplug
     from benchmarks.compare import default_methods
-    from scripts.gpu_study import configs
+    from study.gpu import configs
     from scripts.report import build_report, controller_prefixes
-    from scripts.study import config_args
+    from study.cpu import config_args
 
     assert methods.preset('toy') == 'toyplug.Loss' and toyplug.Loss.__module__ == 'toyplug'
     assert list(inspect.signature(toyplug.Loss).parameters)[4:6] == ['augment_pipe', 'weight']

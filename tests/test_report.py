@@ -13,7 +13,7 @@ import sys
 import PIL.Image
 import pytest
 
-from scripts.report import ReportError, build_report, load_run
+from scripts.report import ReportError, Run, build_report
 from tests.conftest import ROOT, read_stats, train
 
 FIDS = {  # run name -> FID per tick (3 ticks: 0.004, 0.104, 0.204 kimg); best in the middle, so best != final
@@ -117,7 +117,7 @@ def test_fine_tuned_runs_get_the_kimg_where_they_reach_95_percent_of_scratch(run
     continued = tmp_path / 'continued'                                          # an interrupted run resumed
     shutil.copytree(finetuned, continued)
     (continued / 'log.txt').write_text('Training state: restored (kimg 0.064, tick 2)\n')
-    assert load_run(continued).fine_tuned is False and load_run(finetuned).fine_tuned is True
+    assert Run.load(continued).fine_tuned is False and Run.load(finetuned).fine_tuned is True
     report = build_report([runs['base0'], runs['base1'], finetuned], tmp_path / 'report')
     by_run = {row['run']: row for row in report.rows}
     kimgs = [row['Progress/kimg']['mean'] for row in read_stats(finetuned)]
@@ -134,7 +134,7 @@ def test_fine_tuned_runs_get_the_kimg_where_they_reach_95_percent_of_scratch(run
 
 def test_score_gap_is_real_minus_fake_per_tick(runs):
     stats = read_stats(runs['base0'])
-    kimgs, gaps = zip(*load_run(runs['base0']).score_gap())
+    kimgs, gaps = zip(*Run.load(runs['base0']).score_gap())
     assert kimgs == tuple(row['Progress/kimg']['mean'] for row in stats)
     assert gaps == pytest.approx([row['Loss/scores/real']['mean'] - row['Loss/scores/fake']['mean'] for row in stats])
 
@@ -205,9 +205,9 @@ def test_malformed_inputs_are_named_and_nothing_is_written(tmp_path, runs):
         (dict(stats_jsonl=stats[0] + '\n{"Progress/kimg": 3}\n'),
          """stats.jsonl, line 2: 'Progress/kimg' is 3, not a stats entry"""),
         (dict(metric_fid50k_full_jsonl=json.dumps(dict(metric_row, results={'fid50k_full': 'abc'})) + '\n'),
-         "metric-fid50k_full.jsonl, line 1: the FID 'abc' is not a number"),
+         "metric-fid50k_full.jsonl, line 1: fid50k_full is 'abc', not a number"),
         (dict(metric_fid50k_full_jsonl=json.dumps(dict(metric_row, results=None)) + '\n'),
-         'metric-fid50k_full.jsonl, line 1: no "results" object'),
+         'metric-fid50k_full.jsonl, line 1: "results" is not an object'),
     ]
     for index, (replace, message) in enumerate(cases):
         run = copy_run(base, tmp_path / f'run{index}', **replace)
@@ -239,12 +239,12 @@ def test_duplicates_count_once_nan_fids_are_left_out_and_stale_plots_removed(tmp
     final_kimg = read_stats(run)[2]['Progress/kimg']['mean']
     assert report.rows[0]['best_fid'] == FIDS['base0'][2] and report.rows[0]['best_kimg'] == final_kimg
     err = capfd.readouterr().err
-    assert 'counted once' in err and err.count('FID is nan; left out') == 1
+    assert 'counted once' in err and err.count('fid50k_full is nan; left out') == 1
     assert not (out / 'controllers-ANDA.png').exists()
 
 
 def test_a_statistic_repeated_by_upstreams_collector_is_skipped():
-    from scripts.report import reported
+    from scripts.results import reported
     fresh = {'num': 4, 'mean': -3.5, 'std': 1.3}
     constant = {'num': 4, 'mean': 1.0, 'std': 0.0}
     stats = [{'Progress/kimg': {'mean': kimg}, 'neg': neg, 'k': constant} for kimg, neg in

@@ -48,14 +48,15 @@ def test_a_gzip_file_that_is_not_gzip_is_named(tmp_path):
     ({'done.json': '{"seconds": '}, r'done.json: not JSON'),
 ], ids=['stats not gzip', 'probes row', 'metric without results', 'metric not a number', 'done.json'])
 def test_the_study_report_names_the_malformed_file_and_line(tmp_path, files, message):
-    from scripts.study_report import Run
+    from study.report import Run
     run = tmp_path / 'run'
     run.mkdir()
     (run / 'stats.jsonl.gz').write_bytes(gzip.compress(lines(ROW).encode()))
+    (run / 'training_options.json').write_text('{}')
     for name, text in files.items():
         (run / name.replace('stats_jsonl', 'stats.jsonl')).write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(ResultsError, match=message):
-        Run(run)
+        Run.load(run).curve('fid50k_full')
 
 
 def test_pretrain_finetune_names_a_bad_metric_row(tmp_path):
@@ -65,15 +66,15 @@ def test_pretrain_finetune_names_a_bad_metric_row(tmp_path):
         read_fids(tmp_path)
 
 
-def test_lowshot_names_a_bad_metric_row(tmp_path):
-    from scripts.lowshot import evaluated_snapshots
+def test_the_study_names_a_bad_metric_row(tmp_path):
+    from study.runs import evaluated_snapshots
     (tmp_path / 'metric-fid1k_full.jsonl').write_text(lines(METRIC_ROW, {'results': {}}, METRIC_ROW))
     with pytest.raises(click.ClickException, match=r"metric-fid1k_full.jsonl, line 2: no 'snapshot_pkl' field"):
         evaluated_snapshots(tmp_path, 'fid1k_full')
 
 
 def test_the_probes_name_a_bad_probes_row(tmp_path):
-    from scripts.study_probes import complete_rows
+    from study.probes import complete_rows
     (tmp_path / 'probes.jsonl').write_text(lines({'snapshot': 'a.pkl'}, '{"snapshot": ') + lines({'snapshot': 'b'}))
     with pytest.raises(ResultsError, match=r'probes.jsonl, line 2: not JSON'):
         complete_rows(tmp_path / 'probes.jsonl')

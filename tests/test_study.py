@@ -1,4 +1,4 @@
-"""The CPU study (scripts/study.py, study_probes.py, study_report.py): its plan and time compression, a tiny end-to-end
+"""The CPU study (study/cpu.py, probes.py, report.py): its plan and time compression, a tiny end-to-end
 invocation on synthetic data that records whole runs and skips them when run again, the jigsaw detector, and the
 report's paired comparison and convergence figure against hand computations."""
 
@@ -8,14 +8,16 @@ import math
 import subprocess
 import sys
 
+import click
 import pytest
 import torch
+from click.testing import CliRunner
 
 from tests.conftest import ROOT
 
 
 def study(*args, check=True):
-    return subprocess.run([sys.executable, 'scripts/study.py', *map(str, args)], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, '-m', 'study.cpu', *map(str, args)], cwd=ROOT, capture_output=True,
                           text=True, check=check)
 
 
@@ -51,11 +53,33 @@ def test_plan_compresses_every_adaptive_speed_to_a_quarter_of_the_run(tmp_path, 
     (['--configs', 'stylegan2,adaa'], "'adaa' is not a configuration; the configurations are stylegan2, ada"),
     (['--metric', 'fid7k'], 'fid7k: not a metric'),
     (['--data', 'x.zip'], 'give both --data and --reference'),
+    (['--seeds', 'a,b'], "'a,b' is not a comma-separated list of integers"),
+    (['--seeds', ''], "'': no seed"),
+    (['--seeds', '-1'], "'-1': -1 is outside [0, 2^32 - 1]"),
+    (['--seeds', '0,0'], 'a seed given twice'),
 ])
 def test_bad_options_are_refused_before_anything_is_written(tmp_path, args, message):
-    result = study('--outdir', tmp_path / 'out', '--results', tmp_path / 'results', *args, check=False)
-    assert result.returncode == 2 and message in result.stderr
+    from study import cpu
+    result = CliRunner().invoke(cpu.main, ['--outdir', str(tmp_path / 'out'), '--results', str(tmp_path / 'results'),
+                                           *args])
+    assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / 'out').exists()
+
+
+def test_a_finished_run_counts_only_for_the_command_that_made_it(tmp_path):
+    from study.runs import finished_run
+    outdir = tmp_path / 'ada-seed0'
+    assert finished_run(outdir, ['train.py', '--kimg', '1']) is None  # nothing there yet
+    run_dir = outdir / '00000-run'
+    run_dir.mkdir(parents=True)
+    (outdir / 'command.json').write_text(json.dumps(['train.py', '--kimg', '1']))
+    (run_dir / 'log.txt').write_text('tick 0\n')
+    assert finished_run(outdir, ['train.py', '--kimg', '1']) is None  # killed before it finished
+    (run_dir / 'log.txt').write_text('tick 0\n\nExiting...\n')
+    assert finished_run(outdir, ['train.py', '--kimg', '1']) == run_dir
+    with pytest.raises(click.ClickException, match=r'holds a run made with other options \(train.py --kimg 1; now '
+                                                   r'train.py --kimg 2\)'):
+        finished_run(outdir, ['train.py', '--kimg', '2'])
 
 
 def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip):
@@ -78,7 +102,7 @@ def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip
     trained = only_run(tmp_path / 'out' / 'runs' / 'finetune-seed0')
     (trained / 'probes.jsonl').write_text(json.dumps({k: v for k, v in probes[0].items() if k != 'rotation_rate'})
                                           + '\n' + json.dumps(probes[1]) + '\n')
-    subprocess.run([sys.executable, 'scripts/study_probes.py', '--run', trained, '--data', tiny_zip, '--reference',
+    subprocess.run([sys.executable, '-m', 'study.probes', '--run', trained, '--data', tiny_zip, '--reference',
                     tiny_zip], cwd=ROOT, check=True, capture_output=True)  # a row without a field is probed again
     assert [json.loads(line) for line in (trained / 'probes.jsonl').read_text().splitlines()] == probes
     finetune = json.loads((tmp_path / 'results' / 'runs' / 'finetune-seed0' / 'training_options.json').read_text())
@@ -112,7 +136,7 @@ def only_run(outdir):
 
 
 def test_rotation_detector_tells_rotated_images_from_upright_ones():
-    from scripts.study_probes import rotated, rotation_detector
+    from study.probes import rotated, rotation_detector
     generator = torch.Generator().manual_seed(1)
 
     def upright(count):  # a bright T of random position and width on a dark 16x16 image, RGB
@@ -129,7 +153,7 @@ def test_rotation_detector_tells_rotated_images_from_upright_ones():
 
 
 def test_jigsaw_detector_flags_jigsaws_and_not_smooth_images():
-    from scripts.study_probes import jigsaw, seam_scores
+    from study.probes import jigsaw, seam_scores
     ramp = torch.linspace(-1, 1, 16)
     images = (ramp[None, None, :, None] * ramp[None, None, None, :]).repeat(8, 3, 1, 1)  # smooth: no seams
     images = images + torch.linspace(0, 0.5, 8)[:, None, None, None]
@@ -139,7 +163,7 @@ def test_jigsaw_detector_flags_jigsaws_and_not_smooth_images():
 
 def test_paired_comparison_and_convergence_kimg():
     from scripts.results import convergence_kimg
-    from scripts.study_report import paired
+    from study.report import paired
 
     class Run:
         def __init__(self, seed, value):
@@ -153,7 +177,7 @@ def test_paired_comparison_and_convergence_kimg():
 
 
 def test_a_free_pipeline_passes_over_fine_tunings_until_the_pretraining_is_done():
-    from scripts.study import next_index
+    from study.cpu import next_index
     queue = [('finetune', 0), ('finetune', 1), ('diggan', 1), ('finetune', 2)]
     assert next_index(queue, pretrained=False) == 2  # the first entry that does not wait for the pretraining
     assert next_index(queue, pretrained=True) == 0
@@ -161,7 +185,7 @@ def test_a_free_pipeline_passes_over_fine_tunings_until_the_pretraining_is_done(
 
 
 def test_machine_description_names_the_cpu_type_and_its_vector_instructions():
-    from scripts.study import machine_description
+    from study.cpu import machine_description
     cpuinfo = ('processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n'
                'model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: other\n')
     assert machine_description(cpuinfo).startswith('AMD EPYC (family 25 model 1, AVX2), ')
@@ -171,7 +195,7 @@ def test_machine_description_names_the_cpu_type_and_its_vector_instructions():
 
 
 def test_probes_measure_a_timestep_conditioned_discriminator_too():
-    from scripts.study_probes import scores_and_norms
+    from study.probes import scores_and_norms
     from plugins.diffusion import Discriminator
     torch.manual_seed(0)
     D = Discriminator(c_dim=0, img_resolution=8, img_channels=3, channel_base=256, channel_max=16)  # c_dim 1 inside
@@ -197,17 +221,18 @@ def fake_run(results, name, seed, fids, sha='a' * 64):
                     'timestamp': float(order)} for kimg, values in fids.items() for order, value in enumerate(values)]
     (run / 'metric-fid1k_full.jsonl').write_text(''.join(json.dumps(row) + '\n' for row in metric_rows))
     (run / 'done.json').write_text(json.dumps({'seconds': {'train': 60}, 'pretrained_sha256': sha}))
+    (run / 'training_options.json').write_text(json.dumps({'random_seed': seed}))
 
 
 def test_report_tables_from_recorded_runs(tmp_path):
-    from scripts.study_report import build
+    from study.report import build
     fake_run(tmp_path, 'diffaugment', 0, {8.004: [300.0], 24.004: [120.0], 40.0: [100.0]})
     fake_run(tmp_path, 'diffaugment', 1, {8.004: [280.0], 24.004: [90.0], 40.0: [110.0]})
     # seed 0 evaluated twice at 40 kimg (the newer value counts), and a failed evaluation at 24 kimg (ignored)
     fake_run(tmp_path, 'finetune', 0, {8.004: [150.0], 24.004: [math.nan], 40.0: [999.0, 95.0]})
     fake_run(tmp_path, 'finetune', 1, {8.004: [94.0], 24.004: [80.0], 40.0: [85.0]})
     runs = build(tmp_path, 'fid1k_full')
-    assert runs['finetune'][0].metrics['fid1k_full'] == [(8.0, 150.0), (40.0, 95.0)]
+    assert runs['finetune'][0].curve('fid1k_full') == [(8.0, 150.0), (40.0, 95.0)]
     assert runs['diffaugment'][0].gap()[-1] == pytest.approx((39.5, (9 * 1.0 + 7.0) / 10))  # 40.0 is in (39, 40]
     tables = (tmp_path / 'tables.md').read_text()
     assert '| Primitives-PS fine-tuning (DiffAugment) | 122.0 +- 39.6 (n=2) | 80.0 (n=1) | 90.0 +- 7.1 (n=2) |' \

@@ -43,6 +43,7 @@ class AugmentPipe(torch.nn.Module):
     """
 
     passes_timesteps = True  # D gets (x_t, t): train.py requires a --D-class that takes_timesteps
+    stats_prefix = 'Diffusion'  # of the quantities it reports (plugins.methods.PIPES)
     ada_kimg = 100  # the released --ada_kimg default, used by train.py unless --ada-kimg is given
 
     def __init__(self, beta_schedule='linear', beta_start=1e-4, beta_end=2e-2, t_min=10, t_max=1000, noise_std=0.05,

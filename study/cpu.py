@@ -1,7 +1,7 @@
 """The CPU study (docs/studies.md, "The CPU study"): each paper's mechanism on 100 Fashion-MNIST images, several seeds,
 time-compressed, resumable, its small results kept in the repository.
 
-    python scripts/study.py --outdir runs/study-cpu --results docs/study-cpu [--kimg 40] [--seeds 0,1,2]
+    python -m study.cpu --outdir runs/study-cpu --results docs/study-cpu [--kimg 40] [--seeds 0,1,2]
                             [--configs NAME,...] [--jobs 2] [--hours 2.5] [--metric fid1k_full] [--commit]
                             [--data ZIP --reference ZIP] [--dry-run]
 
@@ -13,9 +13,9 @@ same fine-tuning from scratch.
 
 Before the first run starts, train.py --dry-run checks every configuration's options (also with --dry-run). Each run
 is a pipeline: train (snapshots every --snap-kimg), the metric on the snapshots at the METRIC points, the probes of
-every snapshot (scripts/study_probes.py), then its small results (training_options.json, command.json,
+every snapshot (study/probes.py), then its small results (training_options.json, command.json,
 stats.jsonl.gz, metric-*.jsonl, probes.jsonl, the last fakes, done.json) go to RESULTS/runs/<config>-seed<seed>/ and
-the figures and report (scripts/study_report.py) are redrawn; with --commit they are committed. --jobs pipelines run
+the figures and report (study/report.py) are redrawn; with --commit they are committed. --jobs pipelines run
 side by side (one thread each). A pipeline starts only when its estimated time fits in what is left of --hours, so
 every invocation ends with whole runs; a later one (on any machine with the repository) skips the runs RESULTS
 already holds with the same command, and reuses finished training and metrics under --outdir. Snapshots stay under
@@ -42,9 +42,9 @@ import click
 from plugins.methods import METHODS, method_class, preset
 from scripts import children
 from scripts.dry_run import check_runs
+from scripts.fashion_mnist import build_datasets, fetch_source, find_source
 from scripts.results import ResultsError, field, read_json_object, read_jsonl, snapshot_kimg
-from scripts.lowshot import (build_datasets, check_metrics, fetch_source, find_source, finished_run,
-                             parse_seeds)
+from study.runs import check_metrics, evaluated_snapshots, finished_run, parse_seeds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -272,7 +272,7 @@ class Study:
         seconds['metrics'] = time.time() - started
         started = time.time()
         if name != PRETRAIN:
-            self.execute([sys.executable, 'scripts/study_probes.py', '--run', str(run_dir), '--data',
+            self.execute([sys.executable, '-m', 'study.probes', '--run', str(run_dir), '--data',
                           str(self.train_zip), '--reference', str(self.reference_zip)],
                          self.outdir / f'{name}-seed{seed}.log')
         seconds['probes'] = time.time() - started
@@ -305,7 +305,6 @@ class Study:
         kimg = self.pretrain_kimg if name == PRETRAIN else self.kimg
         if self.dry_run:
             return [run_dir / f'network-snapshot-<kimg {point:g}>.pkl' for point in self.points(name, kimg)]
-        from scripts.lowshot import evaluated_snapshots
         done = evaluated_snapshots(run_dir, self.metric)
         snapshots = {snapshot_kimg(path): path for path in run_dir.glob('network-snapshot-*.pkl')}
         wanted = [min(snapshots, key=lambda k, point=point: abs(k - point)) for point in self.points(name, kimg)]
@@ -328,7 +327,7 @@ class Study:
                 done['pretrained_sha256'] = self.pretrained_sha
             (target / 'done.tmp').write_text(json.dumps(done, indent=2) + '\n')
             (target / 'done.tmp').replace(target / 'done.json')  # whole or absent: it marks the run recorded
-            children.run([sys.executable, 'scripts/study_report.py', '--results', str(self.results), '--metric',
+            children.run([sys.executable, '-m', 'study.report', '--results', str(self.results), '--metric',
                             self.metric or 'none'], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             if self.commit:
                 children.run(['git', 'add', str(self.results)], cwd=ROOT, check=True)
@@ -424,7 +423,7 @@ def schedule(study, names, seeds, jobs):
 @click.option('--hours', type=click.FloatRange(min=0, min_open=True), default=2.5, show_default=True,
               help='Start no pipeline that would not end within this time.')
 @click.option('--data', 'data', type=click.Path(dir_okay=False), default=None,
-              help='Training zip [default: 100 Fashion-MNIST images, built by scripts/lowshot.py].')
+              help='Training zip [default: 100 Fashion-MNIST images, built by scripts/fashion_mnist.py].')
 @click.option('--reference', type=click.Path(dir_okay=False), default=None,
               help='Metric reference zip [default: the first 5,000 Fashion-MNIST training images].')
 @click.option('--estimate-scale', type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,

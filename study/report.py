@@ -1,6 +1,6 @@
-"""Figures and tables of the CPU study (scripts/study.py) from its committed results alone:
+"""Figures and tables of the CPU study (study/cpu.py) from its committed results alone:
 
-    python scripts/study_report.py --results docs/study-cpu
+    python -m study.report --results docs/study-cpu
 
 Reads RESULTS/runs/<config>-seed<seed>/ (stats.jsonl.gz, metric-*.jsonl, probes.jsonl, done.json) and
 RESULTS/pilot/<name>/stats.jsonl.gz when present; writes RESULTS/tables.md and RESULTS/figures/*.png, each curve
@@ -21,6 +21,7 @@ newest finite value).
 """
 
 import collections
+import dataclasses
 import math
 import statistics
 from pathlib import Path
@@ -29,10 +30,9 @@ import click
 import numpy as np
 import PIL.Image
 
-from scripts.report import plot_panels, reported
-from scripts.results import (ResultsError, convergence_kimg, field, read_json_object, read_jsonl,
-                             read_stats)
-from scripts.results import snapshot_kimg
+from scripts import results
+from scripts.report import plot_panels
+from scripts.results import ResultsError, convergence_kimg, read_json_object, read_jsonl, snapshot_kimg
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,36 +47,39 @@ LABELS = {'stylegan2': 'StyleGAN2', 'ada': 'StyleGAN2 + ADA', 'diffaugment': 'St
           'diffusion-anda': 'Diffusion-GAN + ANDA'}
 
 
-class Run:
-    def __init__(self, path):
-        self.path = path
-        config, _, seed = path.name.rpartition('-seed')
-        self.config, self.seed = (config, int(seed)) if config and seed.isdigit() else (path.name, 0)  # the pilots
-        self.stats = read_stats(path / 'stats.jsonl.gz')
-        self.probes = [row for _, row in read_jsonl(path / 'probes.jsonl')] if (path / 'probes.jsonl').is_file() else []
-        newest = {}  # (metric, snapshot) -> (timestamp, value): a snapshot evaluated again counts once
-        for metric_file in sorted(path.glob('metric-*.jsonl')):
-            for number, row in read_jsonl(metric_file):
-                results = field(metric_file, number, row, 'results')
-                if not isinstance(results, dict):
-                    raise ResultsError(f'{metric_file}, line {number}: "results" is not an object')
-                for name, value in results.items():
-                    key = (name, field(metric_file, number, row, 'snapshot_pkl'))
-                    if not isinstance(value, (int, float)):
-                        raise ResultsError(f'{metric_file}, line {number}: {name} is {value!r}, not a number')
-                    if math.isfinite(value) and row.get('timestamp', 0) >= newest.get(key, (-math.inf,))[0]:
-                        newest[key] = (row.get('timestamp', 0), value)
-        self.metrics = {}  # metric -> [(kimg, value)], by kimg
-        for (name, snapshot), (_, value) in sorted(newest.items(), key=lambda item: aligned_kimg(item[0][1])):
-            self.metrics.setdefault(name, []).append((aligned_kimg(snapshot), value))
-        done = path / 'done.json'
-        self.done = read_json_object(done) if done.is_file() else {}
+@dataclasses.dataclass
+class Run(results.Run):
+    """A run the study recorded (scripts/results.py), with its configuration and seed from the folder's name, its
+    probes and done.json; its metric points at their aligned kimg."""
+    probes: list = dataclasses.field(default_factory=list)
+    done: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path):
+        run = super().load(path)
+        probes = path / 'probes.jsonl'
+        run.probes = [row for _, row in read_jsonl(probes)] if probes.is_file() else []
+        run.done = read_json_object(path / 'done.json') if (path / 'done.json').is_file() else {}
+        return run
+
+    @property
+    def config(self):
+        config, _, seed = self.path.name.rpartition('-seed')
+        return config if config and seed.isdigit() else self.path.name  # the pilots
+
+    @property
+    def seed(self):
+        config, _, seed = self.path.name.rpartition('-seed')
+        return int(seed) if config and seed.isdigit() else 0
+
+    def row_kimg(self, row):
+        return aligned_kimg(row['snapshot_pkl'])
 
     def binned(self, key, width=1.0):
         """[(bin centre kimg, mean)] of a stats key over bins (i, i + 1] x `width` kimg (the tick that ends the
         run at a whole kimg falls in the last full bin); nan for a bin with no report."""
         bins = collections.defaultdict(list)
-        for kimg, value in reported(self.stats, key):
+        for kimg, value in self.series(key):
             bins[max(0, math.ceil(kimg / width) - 1)].append(value)
         indices = range(min(bins), max(bins) + 1) if bins else []  # a bin without a report: nan, a break in the line
         return [((index + 0.5) * width, statistics.fmean(bins[index]) if index in bins else math.nan)
@@ -90,7 +93,7 @@ class Run:
         return [(aligned_kimg(row['snapshot']), row[key]) for row in self.probes if key in row]
 
     def final_metric(self, metric):
-        return max(self.metrics[metric])[1] if self.metrics.get(metric) else math.nan
+        return max(self.curve(metric))[1] if self.curve(metric) else math.nan
 
 
 def aligned_kimg(name):
@@ -103,7 +106,7 @@ def load_runs(results):
     runs = collections.defaultdict(list)
     for path in sorted((results / 'runs').glob('*-seed*')):
         if (path / 'stats.jsonl.gz').is_file():
-            run = Run(path)
+            run = Run.load(path)
             runs[run.config].append(run)
     return runs
 
@@ -147,8 +150,8 @@ def paired(runs, config, value_of):
 
 def write_tables(results, runs, metric):
     names = [n for n in LABELS if runs.get(n)]
-    lines = ['# Study tables', '', f'Generated by `scripts/study_report.py` from `runs/`. Metric: `{metric}`.'
-             if metric else 'Generated by `scripts/study_report.py` from `runs/`. No metric.', '',
+    lines = ['# Study tables', '', f'Generated by `study/report.py` from `runs/`. Metric: `{metric}`.'
+             if metric else 'Generated by `study/report.py` from `runs/`. No metric.', '',
              'Each cell: mean +- sample standard deviation over the seeds (n runs); a paired cell: the differences '
              'configuration - its baseline over the seeds both have.', '',
              '| configuration | seeds | minutes per run | metric, end | end vs its baseline (paired) | score gap, last '
@@ -163,13 +166,13 @@ def write_tables(results, runs, metric):
                      f'{mean_std([run.final_metric(metric) for run in group])} | '
                      f'{paired(runs, name, lambda run: run.final_metric(metric)) if base else ""} | '
                      f'{mean_std([gap_of(run) for run in group])} | {paired(runs, name, gap_of) if base else ""} |')
-    points = sorted({kimg for name in names for run in runs[name] for kimg, _ in run.metrics.get(metric, [])})
+    points = sorted({kimg for name in names for run in runs[name] for kimg, _ in run.curve(metric)})
     if points:
         lines += ['', f'{metric} at each evaluated snapshot:', '',
                   '| configuration | ' + ' | '.join(f'{kimg:g} kimg' for kimg in points) + ' |',
                   '|---|' + '---|' * len(points)]
         for name in names:
-            at = [[dict(run.metrics.get(metric, [])).get(kimg, math.nan) for run in runs[name]] for kimg in points]
+            at = [[dict(run.curve(metric)).get(kimg, math.nan) for run in runs[name]] for kimg in points]
             lines.append(f'| {LABELS[name]} | ' + ' | '.join(mean_std(values) if any(map(math.isfinite, values))
                                                              else '' for values in at) + ' |')
     lines += primitives_lines(runs, metric)
@@ -180,19 +183,19 @@ def primitives_lines(runs, metric):
     """Primitives-PS (supplement Fig. 1): per seed, the kimg at which the fine-tuning and the same run from scratch
     first reach 95% of that seed's scratch best FID (`convergence_kimg`), and whether the fine-tunings share one
     pretrained snapshot."""
-    scratch = {run.seed: run for run in runs.get('diffaugment', []) if metric and run.metrics.get(metric)}
-    seeds = [run.seed for run in runs.get('finetune', []) if run.seed in scratch and run.metrics.get(metric)]
+    scratch = {run.seed: run for run in runs.get('diffaugment', []) if metric and run.curve(metric)}
+    seeds = [run.seed for run in runs.get('finetune', []) if run.seed in scratch and run.curve(metric)]
     if not seeds:
         return []
     finetune = {run.seed: run for run in runs['finetune']}
     reach = {'finetune': [], 'diffaugment': []}
     for seed in seeds:
-        scratch_best = min(v for _, v in scratch[seed].metrics[metric])
+        scratch_best = min(v for _, v in scratch[seed].curve(metric))
         for name, run in (('finetune', finetune[seed]), ('diffaugment', scratch[seed])):
-            reach[name].append(convergence_kimg(run.metrics[metric], scratch_best))
+            reach[name].append(convergence_kimg(run.curve(metric), scratch_best))
     reached = {name: f'{mean_std(values)} kimg, reached by {sum(map(math.isfinite, values))} of {len(values)}'
                for name, values in reach.items()}
-    first = min(kimg for seed in seeds for kimg, _ in finetune[seed].metrics[metric])
+    first = min(kimg for seed in seeds for kimg, _ in finetune[seed].curve(metric))
     snapshots = {run.done.get('pretrained_sha256') for run in runs['finetune']}
     shared = f'all {len(runs["finetune"])} fine-tunings start from one pretrained snapshot (sha256 ' \
              f'{next(iter(snapshots))[:12]})' if len(snapshots) == 1 and None not in snapshots else \
@@ -228,7 +231,7 @@ def fid_figure(results, runs, metric):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    names = [n for n in LABELS if runs.get(n) and any(run.metrics.get(metric) for run in runs[n])]
+    names = [n for n in LABELS if runs.get(n) and any(run.curve(metric) for run in runs[n])]
     if not names:
         return
     figure, axis = plt.subplots(figsize=(1.2 * len(names) + 2, 3.5))
@@ -248,7 +251,7 @@ def build(results, metric):
     runs = load_runs(results)
     figures = results / 'figures'
     figures.mkdir(parents=True, exist_ok=True)
-    pilots = {path.name: Run(path) for path in sorted((results / 'pilot').glob('*'))
+    pilots = {path.name: Run.load(path) for path in sorted((results / 'pilot').glob('*'))
               if (path / 'stats.jsonl.gz').is_file()} if (results / 'pilot').is_dir() else {}
     if pilots:
         draw(figures / 'pilot.png', 'Pilot runs (seed 0): choosing the run length', [
@@ -281,7 +284,7 @@ def build(results, metric):
                                                          lambda run: run.probe('rotation_rate')))])
     if metric and (runs.get('finetune') or runs.get('diffaugment')):
         draw(figures / 'primitives-fid.png', 'Primitives-PS: fine-tuning vs scratch (both DiffAugment)', [
-            (metric, {label: [run.metrics.get(metric, []) for run in runs.get(name, [])] for name, label in
+            (metric, {label: [run.curve(metric) for run in runs.get(name, [])] for name, label in
                       (('diffaugment', 'from scratch'), ('finetune', 'fine-tuned from the pretraining'))})])
     if metric:
         fid_figure(results, runs, metric)

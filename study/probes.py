@@ -1,6 +1,6 @@
-"""The CPU study's measurements of each snapshot of a run (scripts/study.py), in RUN/probes.jsonl:
+"""The CPU study's measurements of each snapshot of a run (study/cpu.py), in RUN/probes.jsonl:
 
-    python scripts/study_probes.py --run RUN_DIR --data TRAIN_ZIP --reference REFERENCE_ZIP
+    python -m study.probes --run RUN_DIR --data TRAIN_ZIP --reference REFERENCE_ZIP
                                    [--device cuda] [--samples N] [--follow MARKER]
 
 For every network-snapshot-*.pkl without a row, with the snapshot's D and G on the training images and as many
@@ -27,9 +27,9 @@ saved as RUN/fakes-final.png (a 4x4 grid).
 
 --samples N also writes RUN/samples.npz: N G_ema images of the last snapshot as upstream's metrics generate them
 (z ~ N(0, I), random noise, uint8 by upstream's conversion; unconditional), for an FID computed elsewhere
-(scripts/score_samples.py). --follow MARKER probes the snapshots as a running training writes them, until the file
+(study/score_samples.py). --follow MARKER probes the snapshots as a running training writes them, until the file
 MARKER exists (the training has ended), then once more; --delete-probed then deletes each snapshot once probed and
-no longer the last, to bound the disk (the GPU study, scripts/gpu_study.py)."""
+no longer the last, to bound the disk (the GPU study, study/gpu.py)."""
 
 import json
 import pickle

@@ -1,9 +1,9 @@
-"""The FID of samples that a run generated elsewhere (the GPU study's samples-<i>.npz, scripts/gpu_study.py), computed
+"""The FID of samples that a run generated elsewhere (the GPU study's samples-<i>.npz, study/gpu.py), computed
 here by upstream's own metric code: each run's images stand in for its generator, so upstream's
 compute_feature_stats_for_generator reads them in order, through the same Inception network and statistics as
-calc_metrics.py (the offline detector, plugins/metrics), against the reference zip's every image.
+calc_metrics.py (the offline detector, offline_metrics/), against the reference zip's every image.
 
-    python scripts/score_samples.py --returned DIR --reference ZIP [--out scores.json]
+    python -m study.score_samples --returned DIR --reference ZIP [--out scores.json]
 
 The metric is fid<N>_full for N samples a run (fid1k_full for the GPU study's 1,000), as metric_main.py's
 fid5k_full/fid1k_full compute it; a run whose count is not that of a registered metric is refused."""

@@ -1,21 +1,21 @@
 """The GPU study in one command, sized to the machine it will meet: one GPU, 16 cores, a 64 GiB disk, no network,
-a working tree of at most 64 MiB in, at most 8 files of at most 16 MiB out (scripts/returned_files.py), at most
+a working tree of at most 64 MiB in, at most 8 files of at most 16 MiB out (study/returned_files.py), at most
 10 minutes a command (docs/gpu-study.md).
 
-    python scripts/gpu_study.py --prepare                # here: build the datasets into runs/gpu-study/data
-    python scripts/gpu_study.py --plan                   # here: what will run, travel, take and come back; refuses
-                                                         # a plan over any limit
-    python3 scripts/gpu_study.py --outdir $OUT           # there: the study (the device tool's command)
-    python scripts/score_samples.py --returned DIR ...   # here again: the FIDs of the returned samples
+    python -m study.gpu --prepare                    # here: build the datasets into runs/gpu-study/data
+    python -m study.gpu --plan                       # here: what will run, travel, take and come back; refuses
+                                                     # a plan over any limit
+    python3 -m study.gpu --outdir $OUT               # there: the study (the device tool's command)
+    python -m study.score_samples --returned DIR ... # here again: the FIDs of the returned samples
 
 Steps, each stopped at its time: (1) scripts/check_cuda_ops.py builds upstream's CUDA ops (training then loads the
 build) and checks them against the reference ops; (2) benchmarks/compare.py times every loss method against
 StyleGAN2 + ADA at the study's own resolution, batch and widths with upstream's mixed precision; (3) the study:
-each configuration of `configs()` (scripts/study.py's, every adaptive speed at a quarter of the run) trains with
+each configuration of `configs()` (study/cpu.py's, every adaptive speed at a quarter of the run) trains with
 train.py --cfg low_shot --cuda-ops require, all side by side on the GPU, for the length that step (2)'s measured
 sec/kimg fits into the time left (their sum, as if the GPU ran one process at a time, times TRAINING_OVER_LOSS for
 what the benchmark leaves out), with TICKS ticks and a snapshot at each; beside each training,
-scripts/study_probes.py --device cuda --follow probes every snapshot as it is written and keeps SAMPLES images of
+study/probes.py --device cuda --follow probes every snapshot as it is written and keeps SAMPLES images of
 the last one. The Inception network of the FID (83 MiB) cannot travel, so the FID is computed afterwards, here,
 from those samples (fid1k_full, the CPU study's protocol). After each step, and every PACK_SECONDS during the
 study, OUTDIR is rewritten whole: summary.md, results.json (per step; per run every tick's stats and every
@@ -37,16 +37,17 @@ import click
 
 from benchmarks.compare import registered_methods
 from plugins.methods import METHODS
-from scripts import children, returned_files
+from scripts import children
 from scripts.results import read_jsonl
-from scripts.study import config_args
+from study import returned_files
+from study.cpu import config_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
 DATA_DIR = ROOT / 'runs' / 'gpu-study' / 'data'
 CARRY = ('stylegan2_ada', 'runs/gpu-study/data')  # ignored paths the command needs: the patched submodule, the data
 # The machine's own Python, which finds the project and upstream through PYTHONPATH.
-DEVICE_COMMAND = 'PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:$PWD/stylegan2_ada python3 scripts/gpu_study.py --outdir $OUT'
+DEVICE_COMMAND = 'PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:$PWD/stylegan2_ada python3 -m study.gpu --outdir $OUT'
 COMMAND_SECONDS, COMMAND_CHARS, CARRY_BYTES, DISK_BYTES = 600, 2000, 64 * 2 ** 20, 64 * 2 ** 30
 # Seconds: the limits of the first two steps (the study gets what is left of --minutes), then the allowances for
 # train.py's start (imports, networks, the ops' load, the first snapshot), for probing the last snapshots after the
@@ -191,7 +192,7 @@ class Study:
         return spawn(command, self.workdir / f'{run}.log')
 
     def start_probes(self, run, run_dir):
-        return spawn([sys.executable, 'scripts/study_probes.py', '--run', str(run_dir), '--data', str(self.train_zip),
+        return spawn([sys.executable, '-m', 'study.probes', '--run', str(run_dir), '--data', str(self.train_zip),
                       '--reference', str(self.reference_zip), '--device', self.device, '--samples', str(SAMPLES),
                       '--follow', str(self.workdir / f'{run}.ended'), '--delete-probed'],
                      self.workdir / f'{run}-probes.log')
@@ -287,7 +288,7 @@ def datasets(workdir, tiny):
     ready = DATA_DIR / 'fmnist100-32.zip', DATA_DIR / 'fmnist-full-32.zip'
     missing = [str(path) for path in ready if not path.is_file()]
     if missing:
-        raise click.ClickException(f'{", ".join(missing)}: missing; run `python scripts/gpu_study.py --prepare` here '
+        raise click.ClickException(f'{", ".join(missing)}: missing; run `python -m study.gpu --prepare` here '
                                    f'and carry {CARRY[1]}')
     return ready
 
@@ -410,7 +411,7 @@ def snapshot_bytes(train_zip, tiny):
 
 
 def prepare():
-    from scripts.lowshot import build_datasets, fetch_source, find_source
+    from scripts.fashion_mnist import build_datasets, fetch_source, find_source
     cache = DATA_DIR.parent / 'cache'
     return build_datasets(find_source(None, cache) or fetch_source(cache), DATA_DIR, 100, 32, 0, 5000)
 
@@ -427,7 +428,7 @@ def prepare():
 @click.option('--tiny', is_flag=True, help='The same steps on the CPU in seconds, on synthetic data.')
 def main(outdir, workdir, minutes, seeds, only_prepare, only_plan, tiny):
     """The GPU study (see the module docstring)."""
-    from scripts.lowshot import parse_seeds
+    from study.runs import parse_seeds
     seeds = parse_seeds(seeds)
     minutes = minutes or (TINY['minutes'] if tiny else DEFAULT_MINUTES)
     if only_prepare:
