@@ -1,7 +1,8 @@
 """plugins.Loss, the combination of the registered methods: presets equal the combination with one method, a method
-switched off equals its absence, one shared heuristic, option errors, and train.py runs of every pair of ATop-k,
-ANDA and DigGAN and the triple (which also cover DigGAN's two cadences and every --aug mode: DiffAugment, ada,
-fixed; noaug is in the single-method tests), and of each of them with APA and LeCam, and with InsGen."""
+switched off equals its absence, one shared heuristic, option errors; every pair of ATop-k, ANDA and DigGAN and the
+triple, and each of them with APA and LeCam and with InsGen, over the training loop's phases with each kind of
+augment pipe (DiffAugment, ADA adapting, a fixed p, none) and both DigGAN cadences; and one train.py run of all six
+methods at once."""
 
 import copy
 import json
@@ -137,57 +138,86 @@ def test_state_dict_restores_every_method():
 # train.py runs.
 
 QUEUES = {'real_queue_size': 4, 'fake_queue_size': 4}  # the default, 5% of the 16 images, would be 0
-RUNS = [
-    ({'atopk': {}, 'anda': {}}, ['--aug', 'plugins.diffaug.AugmentPipe'], ['ATopk', 'ANDA']),
-    ({'atopk': {'mode': 'fixed', 'k': 2}, 'diggan': {'weight': 10, 'cadence': 'lazy', 'wrt': 'before'}},
-     ['--aug', 'ada'], ['ATopk', 'DigGAN']),
-    ({'anda': {'estimator': 'weighted'}, 'diggan': {'cadence': 'every', 'wrt': 'after'}}, ['--aug', 'ada'],
-     ['ANDA', 'DigGAN']),
-    ({'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every'}}, ['--aug', 'fixed', '--p', '0.2'],
-     ['ATopk', 'ANDA', 'DigGAN']),
-    ({'atopk': {}, 'apa': {}, 'lecam': {'weight': 0.01}}, ['--aug', 'plugins.diffaug.AugmentPipe'],
-     ['ATopk', 'APA', 'LeCam']),
-    ({'anda': {}, 'apa': {}, 'lecam': {}}, ['--aug', 'ada'], ['ANDA', 'APA', 'LeCam']),
-    ({'diggan': {'cadence': 'lazy'}, 'apa': {'p': 0.5}, 'lecam': {'form': 'paper'}}, ['--aug', 'noaug'],
+COMBINATIONS = [  # (options, augmentation, stats prefixes)
+    ({'atopk': {}, 'anda': {}}, 'diffaug', ['ATopk', 'ANDA']),
+    ({'atopk': {'mode': 'fixed', 'k': 2}, 'diggan': {'weight': 10, 'cadence': 'lazy', 'wrt': 'before'}}, 'ada',
+     ['ATopk', 'DigGAN']),
+    ({'anda': {'estimator': 'weighted'}, 'diggan': {'cadence': 'every', 'wrt': 'after'}}, 'ada', ['ANDA', 'DigGAN']),
+    ({'atopk': {}, 'anda': {}, 'diggan': {'cadence': 'every'}}, 'fixed', ['ATopk', 'ANDA', 'DigGAN']),
+    ({'atopk': {}, 'apa': {}, 'lecam': {'weight': 0.01}}, 'diffaug', ['ATopk', 'APA', 'LeCam']),
+    ({'anda': {}, 'apa': {}, 'lecam': {}}, 'ada', ['ANDA', 'APA', 'LeCam']),
+    ({'diggan': {'cadence': 'lazy'}, 'apa': {'p': 0.5}, 'lecam': {'form': 'paper'}}, 'noaug',
      ['DigGAN', 'APA', 'LeCam']),
-    ({'insgen': QUEUES, 'atopk': {}}, ['--aug', 'ada'], ['InsGen', 'ATopk']),
-    ({'insgen': QUEUES, 'anda': {}}, ['--aug', 'plugins.diffaug.AugmentPipe'], ['InsGen', 'ANDA']),
-    ({'insgen': QUEUES, 'diggan': {'cadence': 'every'}}, ['--aug', 'fixed', '--p', '0.2'], ['InsGen', 'DigGAN']),
+    ({'insgen': QUEUES, 'atopk': {}}, 'ada', ['InsGen', 'ATopk']),
+    ({'insgen': QUEUES, 'anda': {}}, 'diffaug', ['InsGen', 'ANDA']),
+    ({'insgen': QUEUES, 'diggan': {'cadence': 'every'}}, 'fixed', ['InsGen', 'DigGAN']),
 ]
 PREFIXES = set(stats_prefixes())
 
 
-@pytest.mark.parametrize('options, aug, prefixes', RUNS, ids=['+'.join(r[2]) for r in RUNS])
-def test_train_py_runs_every_pair_and_the_triple(tmp_path, dataset16, options, aug, prefixes):
-    run_dir = train(tmp_path, dataset16, '--kimg', '0.05', '--loss', 'plugins.Loss',
-                    '--loss-kwargs', json.dumps(options), *aug)
-    stats = read_stats(run_dir)[-1]
+def expected_stats(prefixes, aug, options):
+    """The stats keys each method reports over a run: the heuristic's eta only where it sets p, which with ADA's
+    adapting p it does not for ANDA and APA, nor for a fixed APA p."""
     expected = {'ATopk': ['ATopk/k', 'ATopk/p', 'ATopk/fakes_used', 'ATopk/score_gap', 'ATopk/eta'],
                 'ANDA': ['ANDA/alpha', 'ANDA/negative_share', 'ANDA/score_gap', 'ANDA/scores/negative', 'ANDA/eta'],
                 'DigGAN': ['DigGAN/real_norm', 'DigGAN/fake_norm', 'DigGAN/gap', 'DigGAN/penalty'],
                 'APA': ['APA/p', 'APA/pseudo_share', 'APA/eta'],
                 'LeCam': ['LeCam/penalty', 'LeCam/ema_real', 'LeCam/ema_fake'],
                 'InsGen': ['InsGen/real_instance', 'InsGen/fake_instance', 'InsGen/fake_instance_G']}
-    if aug == ['--aug', 'ada']:  # ANDA's alpha and APA's p are then ADA's p, with no heuristic of their own
+    if aug == 'ada':
         expected['ANDA'].remove('ANDA/eta')
         expected['APA'].remove('APA/eta')
     if options.get('apa', {}).get('p') == 0.5:
         expected['APA'].remove('APA/eta')
+    return [key for prefix in prefixes for key in expected[prefix]]
+
+
+def augment_pipe(aug):
+    """The pipe and ADA target train.py gives a loss for --aug ada (p adapts), fixed (--p 0.2), DiffAugment, noaug."""
+    from training.augment import AugmentPipe
+
+    from plugins.diffaug import AugmentPipe as DiffAugment
+    if aug in ('ada', 'fixed'):
+        pipe = AugmentPipe(xflip=1, rotate90=1, xint=1)
+        pipe.p.fill_(0.2)
+        return pipe, 0.6 if aug == 'ada' else None
+    return (DiffAugment(), None) if aug == 'diffaug' else (None, None)
+
+
+@pytest.mark.parametrize('options, aug, prefixes', COMBINATIONS, ids=['+'.join(c[2]) for c in COMBINATIONS])
+def test_every_pair_and_the_triple_report_their_stats_over_every_phase(options, aug, prefixes):
+    from torch_utils import training_stats
+    pipe, ada_target = augment_pipe(aug)
+    collector = training_stats.Collector(regex='|'.join(f'{prefix}/.*' for prefix in PREFIXES))
+    gradient_trace('plugins.Loss', minibatches=8, augment_pipe=pipe, ada_target=ada_target, training_set_size=16,
+                   **copy.deepcopy(options))  # every phase, R1 and G's regulariser at every 4th minibatch
+    collector.update()
+    stats = {key: value for key, value in collector.as_dict().items() if value['num'] > 0}  # reported in this run
+    for key in expected_stats(prefixes, aug, options):
+        assert key in stats and math.isfinite(stats[key]['mean']), key
+    assert not [key for key in stats if key.split('/')[0] not in prefixes]
+    if options.get('apa', {}).get('p') == 0.5:
         assert stats['APA/p']['mean'] == 0.5
-    for prefix in prefixes:
-        for key in expected[prefix]:
-            assert key in stats and math.isfinite(stats[key]['mean']), key
-    for prefix in PREFIXES - set(prefixes):
-        assert not any(key.startswith(prefix + '/') for key in stats)
+
+
+def test_train_py_runs_every_method_at_once(tmp_path, dataset16):
+    """All six loss methods in one train.py run (no two set the same thing): each one's stats reach stats.jsonl,
+    its options training_options.json and its name the run's, and the snapshot loads in upstream's generate.py."""
+    options = {'atopk': {}, 'anda': {'estimator': 'weighted'}, 'diggan': {'weight': 10}, 'apa': {},
+               'lecam': {'weight': 0.01}, 'insgen': QUEUES}
+    run_dir = train(tmp_path, dataset16, '--kimg', '0.05', '--aug', 'ada', '--loss', 'plugins.Loss',
+                    '--loss-kwargs', json.dumps(options))
+    stats = read_stats(run_dir)[-1]
+    for key in expected_stats(sorted(PREFIXES - {'Diffusion'}), 'ada', options):
+        assert key in stats and math.isfinite(stats[key]['mean']), key
     training_options = json.loads((run_dir / 'training_options.json').read_text())
     assert training_options['loss_kwargs']['class_name'] == 'plugins.Loss'
     for method, method_options in options.items():
         assert training_options['loss_kwargs'][method] == method_options
         assert f'-{method}' in run_dir.name
-    if {'APA', 'ATopk'} <= set(prefixes):  # a snapshot of the newer methods' runs loads in upstream's generate.py
-        run_upstream('generate.py', '--network', max(run_dir.glob('network-snapshot-*.pkl')), '--seeds', '0',
-                     '--outdir', tmp_path / 'images')
-        assert (tmp_path / 'images' / 'seed0000.png').is_file()
+    run_upstream('generate.py', '--network', max(run_dir.glob('network-snapshot-*.pkl')), '--seeds', '0',
+                 '--outdir', tmp_path / 'images')
+    assert (tmp_path / 'images' / 'seed0000.png').is_file()
 
 
 def test_a_method_at_its_neutral_setting_says_in_the_log_that_it_is_off(capsys):
