@@ -33,7 +33,7 @@ def write_metric_rows(run_dir, fids):
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory, dataset16):
     root = tmp_path_factory.mktemp('report-runs')
-    common = ['--kimg', 0.2, '--aug', 'ada']
+    common = ['--kimg', 0.04, '--tick', 0.02, '--aug', 'ada']  # three ticks: 0.004, 0.024 and 0.04 kimg
     runs = {'base0': train(root / 'base0', dataset16, *common, '--seed', 0),
             'base1': train(root / 'base1', dataset16, *common, '--seed', 1),
             'atopk': train(root / 'atopk', dataset16, *common, '--seed', 0, '--loss', 'plugins.atopk.Loss')}

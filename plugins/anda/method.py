@@ -112,7 +112,7 @@ class ANDA(Method):
         return loss, self.generated_logits(batches, all_logits)
 
     def d_fake_inputs(self, gen_img, real_img, p):
-        """D's fake batches for the chunk: a list of (images, weight, is_negative) where the loss averages
+        """D's fake batches for the chunk: a list of (images, weight, is_negative) where `d_fake_term` averages
         softplus(D(T(images))) over each batch and sums those means times `weight` (None: 1) to Eq. S4's fake term
         ('weighted' gives two batches, the others one); `is_negative` marks the negatives (a per-image mask, a
         scalar True for a batch of negatives, None for none). alpha is the heuristic's `p` or the pipe's p."""
