@@ -15,7 +15,7 @@ from plugins.primitives.writer import write_dataset
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / 'scripts' / 'pretrain_finetune.py'
 SEED = 3
-PRETRAIN_KIMG = 0.1         # 25 iterations of batch 4 (--cfg cpu).
+PRETRAIN_KIMG = 0.04        # 10 iterations of batch 4 (--cfg cpu).
 FINETUNE_KIMG = 0.004       # One iteration: the fine-tuned networks are the pretrained ones plus one step.
 TRAIN_ARGS = ('--', '--cfg', 'cpu', '--metrics', 'none', '--workers', '1', '--grid', '4')
 ONE_ITERATION_BOUND = 4 * 0.0025  # Adam (betas 0, 0.99) moves a weight by <= ~1.4 lr per step, 2 steps per iteration.
@@ -53,7 +53,7 @@ def networks(run_dir):
 
 
 def last_fakes(run_dir):
-    """The run's last fakes grid (fakes000000.100.png: ticks shorter than 1 kimg name it by the exact kimg)."""
+    """The run's last fakes grid (fakes000000.040.png: ticks shorter than 1 kimg name it by the exact kimg)."""
     return max(run_dir.glob('fakes0*.png'))
 
 
@@ -72,7 +72,7 @@ def target(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def protocol(target, tmp_path_factory):
-    """One full run: pretrain 0.1 kimg on 16 Primitives-PS images, fine-tune and train from scratch 0.004 kimg."""
+    """One full run: pretrain 0.04 kimg on 16 Primitives-PS images, fine-tune and train from scratch 0.004 kimg."""
     outdir = tmp_path_factory.mktemp('protocol') / 'out'
     result = succeed('--target', target, '--outdir', outdir, '--count', 16, '--seed', SEED,
                      '--pretrain-kimg', PRETRAIN_KIMG, '--finetune-kimg', FINETUNE_KIMG, *TRAIN_ARGS)
