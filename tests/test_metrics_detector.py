@@ -163,6 +163,12 @@ def inception():
     return local_detector(INCEPTION_URL, torch.device('cpu'))
 
 
+@pytest.fixture(scope='module')
+def dataset_features(inception, dataset16):
+    """The Inception features of the 16 training images (a forward pass of 299x299 images costs seconds)."""
+    return inception(dataset_images(dataset16), return_features=True).numpy()
+
+
 def test_the_default_network_is_loaded_once_per_device(inception):
     assert isinstance(inception, InceptionFeatures) and not inception.training
     assert local_detector(INCEPTION_URL, 'cpu') is inception
@@ -186,10 +192,10 @@ def test_identical_images_give_identical_features(inception):
     assert torch.equal(inception(a[None], return_features=True)[0], features[0])
 
 
-def test_fid_is_zero_for_a_set_against_itself_and_grows_with_noise(inception, dataset16):
+def test_fid_is_zero_for_a_set_against_itself_and_grows_with_noise(inception, dataset16, dataset_features):
     images = dataset_images(dataset16)
     assert images.shape == (16, 3, 16, 16)
-    reference = inception(images, return_features=True).numpy()
+    reference = dataset_features
     assert abs(fid(reference, reference)) < 1e-3  # eigensolver rounding on a rank-15 covariance
     noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(6))
     distances = []
@@ -202,7 +208,7 @@ def test_fid_is_zero_for_a_set_against_itself_and_grows_with_noise(inception, da
 # ----------------------------------------------------------------------------------------------------------------
 # Upstream's metric code on a training snapshot, through patched metric_utils.get_feature_detector.
 
-def test_snapshot_fid_metric_end_to_end(tmp_path, dataset16):
+def test_snapshot_fid_metric_end_to_end(tmp_path, dataset16, dataset_features):
     """fid50k_full's code (frechet_inception_distance.compute_fid with every real image) with 16 generated images
     instead of 50k, on a snapshot of a real run. With truncation_psi=0 and constant noise every generated image is
     G's average image g, so the expected FID is |mu_real - f(g)|^2 + tr(S_real)."""
@@ -223,7 +229,7 @@ def test_snapshot_fid_metric_end_to_end(tmp_path, dataset16):
     inception = local_detector(INCEPTION_URL, torch.device('cpu'))
     assert metric_utils.get_feature_detector(INCEPTION_URL, torch.device('cpu')) is inception
 
-    real = inception(dataset_images(dataset16), return_features=True).numpy().astype(np.float64)
+    real = dataset_features.astype(np.float64)
     with torch.no_grad():
         average = G(torch.zeros(1, G.z_dim), torch.zeros(1, G.c_dim), **G_kwargs)
     average = (average * 127.5 + 128).clamp(0, 255).to(torch.uint8)
