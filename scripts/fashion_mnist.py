@@ -149,9 +149,9 @@ def recorded_manifest(path):
 
 
 def build_datasets(source, datadir, count, resolution, seed, reference_count=None):
-    """Write the training and reference zips (see the module docstring): `count` images and the first `reference_count` (default: all); returns their paths. Zips built before
-    with the same options (datadir/fashion-mnist.json) are kept. Bad options or files raise ValueError before
-    anything is written."""
+    """Write the training zip of `count` images and the reference zip of the first `reference_count` (default:
+    all), as the module docstring says; returns their paths. Zips built before with the same options
+    (datadir/fashion-mnist.json) are kept. Bad options or files raise ValueError before anything is written."""
     datadir = Path(datadir)
     train_zip, reference_zip = dataset_paths(datadir, count, resolution)
     manifest = dict(source=str(Path(source).resolve()), count=count, resolution=resolution, seed=seed,

@@ -2,8 +2,8 @@
 time-compressed, resumable, its small results kept in the repository.
 
     python -m study.cpu --outdir runs/study-cpu --results docs/study-cpu [--kimg 40] [--seeds 0,1,2]
-                            [--configs NAME,...] [--jobs 2] [--hours 2.5] [--metric fid1k_full] [--commit]
-                            [--data ZIP --reference ZIP] [--dry-run]
+                        [--configs NAME,...] [--jobs 2] [--hours 2.5] [--metric fid1k_full] [--commit]
+                        [--data ZIP --reference ZIP] [--dry-run]
 
 Every configuration trains with upstream's train.py (`--cfg cpu`, batch 4) through the patches. Time compression:
 every adaptive speed is the run length / 4, the papers' 500 of 2000 kimg: ADA's through --ada-kimg, the plugins'

@@ -1,7 +1,7 @@
 """The CPU study's measurements of each snapshot of a run (study/cpu.py), in RUN/probes.jsonl:
 
     python -m study.probes --run RUN_DIR --data TRAIN_ZIP --reference REFERENCE_ZIP
-                                   [--device cuda] [--samples N] [--follow MARKER]
+                           [--device cuda] [--samples N] [--follow MARKER]
 
 For every network-snapshot-*.pkl without a row, with the snapshot's D and G on the training images and as many
 fakes G(z) (z from a fixed seed), with no augmentation, one row of:

@@ -55,9 +55,9 @@ class Method:
 
     def setup(self, run):
         """At construction (`run`: plugins.common.contexts.Run), and, for a run with an augment pipe, when train.py
-        checks the options before building anything (`run.D` None then): check that the run's augment pipe and D give what the method
-        needs (raise ValueError naming what is missing) and keep what it reads. Returns a line printed at the start
-        of training, or None."""
+        checks the options before building anything (`run.D` None then): check that the run's augment pipe and D
+        give what the method needs (raise ValueError naming what is missing) and keep what it reads. Returns a line
+        printed at the start of training, or None."""
         return None
 
     def begin_minibatch(self, tracker, rank, world_size, p_host):
