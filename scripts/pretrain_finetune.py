@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from plugins.primitives.synth import SYNTHESIZERS
+from plugins.primitives.cli import size_policy_text
+from plugins.primitives.synth import NUM_SHAPES, SIZE_POLICIES, SYNTHESIZERS, check_settings
 from plugins.primitives.writer import write_dataset
 from scripts import children
 from scripts.dry_run import check_runs
@@ -26,7 +27,8 @@ SYNTHETIC_DATASET_CLASS = 'plugins.primitives.dataset.SyntheticDataset'
 # train.py options this script sets itself for every run; passing them after `--` is an error.
 RESERVED_TRAIN_OPTIONS = ('--outdir', '--data', '--data-class', '--kimg', '--seed', '--resume', '--resume-state',
                           '--dry-run', '-n')
-PRETRAIN_ONLY_OPTIONS = ('synth', 'count', 'pretrain_kimg', 'pretrain_metrics', 'on_the_fly')
+PRETRAIN_ONLY_OPTIONS = ('synth', 'particles', 'size_policy', 'fix_size', 'count', 'pretrain_kimg', 'pretrain_metrics',
+                         'on_the_fly')
 # The released protocol's train.py settings, used unless given after `--`: Primitives-PS's low-shot config
 # (batch 16, mbstd 4) and DiffAugment's color,translation,cutout.
 RELEASED_TRAIN_DEFAULTS = {'--cfg': 'low_shot16', '--aug': 'plugins.diffaug.AugmentPipe'}
@@ -84,14 +86,14 @@ def with_released_defaults(train_args):
             for item in (name, value)] + list(train_args)
 
 
-def write_pretraining_set(path, synth, count, resolution, seed):
+def write_pretraining_set(path, synth, count, resolution, seed, shapes):
     """Write the pretraining zip unless a previous run did (its name holds every option, the writer is atomic)."""
     if path.exists():
         click.echo(f'Reusing the pretraining set {path}', err=True)
         return
     click.echo(f'Writing {count} {synth} images at {resolution}x{resolution} (seed {seed}) to {path}', err=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_dataset(str(path), synth, count, resolution, seed)
+    write_dataset(str(path), synth, count, resolution, seed, **shapes)
 
 
 def train(stage, stage_dir, args):
@@ -159,6 +161,12 @@ def explicit(ctx, name):
               help='Output: DIR/data (pretraining set), DIR/pretrain, DIR/finetune, DIR/scratch (train.py runs).')
 @click.option('--synth', type=click.Choice(SYNTHESIZERS), default='primitives-ps', show_default=True,
               help='Synthesizer of the pretraining set.')
+@click.option('--particles', type=click.IntRange(min=0), default=NUM_SHAPES, show_default=True,
+              help='Shapes per pretraining image (supplement Table 1, lower; 0 with primitives-ps: PinkNoise+PS).')
+@click.option('--size-policy', type=click.Choice(SIZE_POLICIES), default='decay', show_default=True,
+              help='Shape sizes of the pretraining images (supplement Table 1, upper); fix takes --fix-size.')
+@click.option('--fix-size', type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+              help='With --size-policy fix: every shape size as a fraction of H (the table: 0.1, 0.2, 0.5).')
 @click.option('--count', type=click.IntRange(min=1), default=10000, show_default=True,
               help='Images in the pretraining set (with --on-the-fly: only when given; else an endless stream).')
 @click.option('--pretrain-kimg', type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
@@ -177,8 +185,8 @@ def explicit(ctx, name):
               help='Skip synthesis and pretraining; fine-tune from this network pickle (e.g. one pretraining for '
                    'several targets).')
 @click.argument('train_args', nargs=-1, type=click.UNPROCESSED, metavar='[-- TRAIN.PY OPTIONS]')
-def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, pretrain_metrics, skip_scratch,
-         on_the_fly, pretrained, train_args):
+def main(ctx, target, outdir, synth, particles, size_policy, fix_size, count, pretrain_kimg, finetune_kimg, seed,
+         pretrain_metrics, skip_scratch, on_the_fly, pretrained, train_args):
     """Pretrain on synthetic data, fine-tune on TARGET, and train from scratch on TARGET for comparison.
 
     Options after "--" go to every train.py run (e.g. --cfg, --batch, --aug, --loss, --gpus, --metrics, --snap);
@@ -197,6 +205,12 @@ def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, 
         if conflicts:
             raise click.UsageError(f'--pretrained skips the pretraining, so {", ".join(conflicts)} would be ignored')
     check_train_args(train_args)
+    shapes = dict(particles=particles, size=size_policy_text(size_policy, fix_size))
+    try:
+        check_settings(synth, **shapes)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--particles' / '--size-policy'") from None
+    ablation = {key: value for key, value in shapes.items() if value != {'particles': NUM_SHAPES, 'size': 'decay'}[key]}
     if not outdir:
         raise click.BadParameter('must name a folder', param_hint="'--outdir'")
     target = os.path.abspath(target)
@@ -214,10 +228,12 @@ def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, 
     if pretrained is None:
         if on_the_fly:
             size = f'n={count}&' if explicit(ctx, 'count') else ''
-            pretrain_data = f'synth:{synth}?{size}res={resolution}&seed={seed}'
+            query = ''.join(f'&{key}={value}' for key, value in ablation.items())
+            pretrain_data = f'synth:{synth}?{size}res={resolution}&seed={seed}{query}'
             data_args = ['--data', pretrain_data, '--data-class', SYNTHETIC_DATASET_CLASS]
         else:
-            pretrain_data = outdir / 'data' / f'{synth}-{resolution}-n{count}-seed{seed}.zip'
+            name = ''.join(f'-{key}{value}' for key, value in ablation.items())
+            pretrain_data = outdir / 'data' / f'{synth}-{resolution}-n{count}-seed{seed}{name}.zip'
             data_args = ['--data', str(pretrain_data)]
         pretrain_args = [*data_args, '--kimg', f'{pretrain_kimg:g}', *common, '--metrics', pretrain_metrics]
         # The zip does not exist yet: check the options on the target, which has the same resolution.
@@ -235,7 +251,7 @@ def main(ctx, target, outdir, synth, count, pretrain_kimg, finetune_kimg, seed, 
         raise click.BadParameter(f'cannot create {outdir}: {err.strerror}', param_hint="'--outdir'") from None
     if pretrain_args is not None:
         if not on_the_fly:
-            write_pretraining_set(pretrain_data, synth, count, resolution, seed)
+            write_pretraining_set(pretrain_data, synth, count, resolution, seed, shapes)
         pretrain_run = train('pretraining', outdir / 'pretrain', pretrain_args)
         pretrained = last_snapshot(pretrain_run)
     finetune_run = train('fine-tune', outdir / 'finetune', [*resume_args, str(pretrained), *target_args])

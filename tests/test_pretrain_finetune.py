@@ -108,12 +108,15 @@ def test_released_settings_fill_in_what_the_user_leaves_out():
 
 
 def test_on_the_fly_pretraining_streams_fresh_images_by_default(target, tmp_path):
+    """Also with an ablation of the supplement's Table 1 (Rand sizes, 50 shapes), which the stream's path carries."""
     result = succeed('--target', target, '--outdir', tmp_path / 'out', '--seed', SEED, '--on-the-fly',
-                     '--pretrain-kimg', FINETUNE_KIMG, '--finetune-kimg', FINETUNE_KIMG, '--skip-scratch', *TRAIN_ARGS)
+                     '--particles', 50, '--size-policy', 'rand', '--pretrain-kimg', FINETUNE_KIMG,
+                     '--finetune-kimg', FINETUNE_KIMG, '--skip-scratch', *TRAIN_ARGS)
     pretrain = only_run(tmp_path / 'out' / 'pretrain')
-    assert options(pretrain)['training_set_kwargs']['path'] == f'synth:primitives-ps?res=16&seed={SEED}'
-    assert f'primitives-ps-16-stream-seed{SEED}' in pretrain.name
-    assert 'pretraining data:  synth:primitives-ps?res=16' in result.stdout
+    path = f'synth:primitives-ps?res=16&seed={SEED}&particles=50&size=rand'
+    assert options(pretrain)['training_set_kwargs']['path'] == path
+    assert f'primitives-ps-16-stream-seed{SEED}-particles50-sizerand' in pretrain.name
+    assert f'pretraining data:  {path}' in result.stdout
 
 
 def test_finetune_resumes_from_the_last_pretraining_snapshot(protocol):
@@ -232,6 +235,18 @@ def test_pretrained_network_of_another_resolution_is_refused(protocol, tmp_path)
 ])
 def test_bad_options_are_refused_before_anything_is_written(target, tmp_path, args, messages):
     assert_refused(run_script('--target', target, '--outdir', tmp_path / 'out', *args), tmp_path / 'out', *messages)
+
+
+def test_bad_shape_options_are_refused_before_anything_is_written(target, tmp_path):
+    from click.testing import CliRunner
+
+    from scripts.pretrain_finetune import main
+    for args, message in [(['--size-policy', 'fix'], '--size-policy fix takes --fix-size'),
+                          (['--synth', 'pinknoise', '--particles', '10'], 'pinknoise draws no shapes'),
+                          (['--pretrained', 'x.pkl', '--particles', '10'], 'so --particles would be ignored')]:
+        result = CliRunner().invoke(main, ['--target', str(target), '--outdir', str(tmp_path / 'out'), *args])
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+        assert not (tmp_path / 'out').exists()
 
 
 def test_fid_report_compares_final_and_best(tmp_path):

@@ -1,10 +1,12 @@
 """Tests of the Primitives-PS data synthesizers, dataset writer and on-the-fly dataset (plugins/primitives)."""
 
 import dataclasses
+import io
 import json
 import os
 import pathlib
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -78,6 +80,56 @@ def test_decay_policy_bounds_every_shape_as_released():
     # The bound shrinks linearly, so sizes must fall; a Fix or Rand policy would fail this.
     mean_size = np.mean(sizes, axis=0)
     assert mean_size[:20].mean() > 3 * mean_size[-20:].mean()
+
+
+def _all_sizes(size, particles=synth.NUM_SHAPES, images=30):
+    """[image, shape] sizes in design pixels of the first `images` Primitives-PS layouts with these settings."""
+    layouts = [synth.layout('primitives-ps', SEED, index, 256, particles, size).shapes for index in range(images)]
+    assert all(len(shapes) == particles for shapes in layouts)
+    return np.stack([_released_sizes(shapes) for shapes in layouts])
+
+
+@pytest.mark.parametrize('fraction, pixels', [(0.1, 26), (0.2, 51), (0.5, 128)])
+def test_fix_gives_every_shape_the_fraction_of_h(fraction, pixels):
+    """Supplement Table 1, Fix (1/10, 1/5, 1/2): every size is round(f 256) design pixels, both axes alike."""
+    sizes = _all_sizes(f'fix{fraction:g}', images=10)
+    assert np.all(sizes == pixels)
+    shapes = synth.layout('primitives-ps', SEED, 0, 64, 100, f'fix{fraction:g}').shapes   # scaled like the rest
+    round_shapes = (shapes.kind == synth.CIRCLE) | (shapes.kind == synth.ELLIPSE)
+    np.testing.assert_allclose(shapes.half_extent[round_shapes], pixels / 4)
+
+
+def test_rand_draws_every_size_uniformly_without_decay():
+    sizes = _all_sizes('rand', images=60)
+    assert sizes.min() == 1 and sizes.max() == synth.RAND_BOUND - 1 == 52
+    # Uniform over 1..52 (a shape's larger semi-axis or side is the larger of two draws: mean 2/3 of the range).
+    first, last = sizes[:, :20].mean(), sizes[:, -20:].mean()
+    assert abs(first - last) < 3 and 30 < sizes.mean() < 40     # no decay: the last shapes as large as the first
+
+
+def test_particles_sets_the_number_of_shapes_and_zero_leaves_the_background_and_salient_object():
+    for particles in (10, 50, 500):
+        sizes = _all_sizes('decay', particles, images=5)
+        assert np.all(sizes <= synth.decay_max_sizes(particles) - 1)  # Decay's bound follows N
+    background_rng, _, salient_rng, texture_rng = synth._random_streams('primitives-ps', SEED, 3)
+    image = synth.synthesize('primitives-ps', SEED, 3, 64, particles=0)
+    salient = synth.sample_salient_object(salient_rng, 64)
+    inside = synth.shape_mask(salient, 64)
+    expected = synth.pink_noise(background_rng, 64)
+    expected[inside] = synth.pink_noise(texture_rng, 64)[inside]
+    np.testing.assert_array_equal(image, expected)   # PinkNoise+PS: pink background, pink-textured salient object
+    assert len(synth.layout('primitives-ps', SEED, 3, 64, particles=0).shapes) == 0
+
+
+def test_shape_settings_are_checked():
+    for settings, message in [(dict(particles=-1), 'particles must be an integer >= 0'),
+                              (dict(particles=2.5), 'particles must be an integer >= 0'),
+                              (dict(size='fix0'), "size policy 'fix0' is not decay, rand or fix<f>"),
+                              (dict(size='fix1.5'), 'with 0 < f <= 1'), (dict(size='grow'), 'e.g. fix0.2')]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            synth.synthesize('primitives', SEED, 0, 16, **settings)
+    with pytest.raises(ValueError, match='pinknoise draws no shapes'):
+        synth.synthesize('pinknoise', SEED, 0, 16, particles=10)
 
 
 def test_other_resolutions_scale_the_256_design():
@@ -194,7 +246,8 @@ def test_written_dataset_loads_with_upstream_image_folder_dataset(written_datase
 def test_written_zip_has_dataset_tool_layout_and_is_reproducible(written_datasets):
     with zipfile.ZipFile(written_datasets['zip1']) as archive:
         assert archive.namelist() == [writer.archive_name(i) for i in range(COUNT)] + ['dataset.json']
-        assert json.loads(archive.read('dataset.json')) == {'labels': None}
+        assert json.loads(archive.read('dataset.json')) == {'labels': None, 'synthesizer': dict(
+            synth='primitives-ps', seed=SEED, resolution=RESOLUTION, count=COUNT, particles=100, size='decay')}
     assert written_datasets['zip1'].read_bytes() == written_datasets['zip2'].read_bytes()
     assert sorted(p.relative_to(written_datasets['folder']).as_posix()
                   for p in written_datasets['folder'].rglob('*') if p.is_file()) == sorted(
@@ -277,10 +330,10 @@ def test_existing_output_needs_overwrite_which_replaces_only_a_dataset(tmp_path,
 
 
 def test_failure_midway_leaves_nothing_behind(tmp_path, monkeypatch):
-    def failing_synthesize(name, seed, index, resolution):
+    def failing_synthesize(name, seed, index, resolution, particles, size):
         if index == 5:
             raise RuntimeError('synthesizer failed')
-        return synth.synthesize(name, seed, index, resolution)
+        return synth.synthesize(name, seed, index, resolution, particles, size)
     monkeypatch.setattr(writer, 'synthesize', failing_synthesize)
     for target in (tmp_path / 'out.zip', tmp_path / 'out'):
         with pytest.raises(RuntimeError, match='synthesizer failed'):
@@ -360,7 +413,10 @@ def test_synthetic_dataset_options_and_errors():
     np.testing.assert_array_equal(dataset[5][0], dataset[0][0][:, :, ::-1])
     for path, message in [('data.zip', "must start with 'synth:'"),
                           ('synth:leaves?n=4', 'valid: pinknoise, primitives'),
-                          ('synth:primitives?size=4', 'unknown option'),
+                          ('synth:primitives?colour=4', 'unknown option'),
+                          ('synth:primitives?size=fix2', "size policy 'fix2' is not decay, rand or fix<f>"),
+                          ('synth:primitives?particles=many', 'not a non-negative integer'),
+                          ('synth:pinknoise?particles=10', 'pinknoise draws no shapes'),
                           ('synth:primitives-ps?res=16&res=32', "option 'res' is given twice"),
                           ('synth:primitives?n=-4', 'not a non-negative integer'),
                           ('synth:primitives?n=0', 'n must be >= 1'),
@@ -376,6 +432,30 @@ def test_synthetic_dataset_options_and_errors():
             SyntheticDataset(path=path)
     with pytest.raises(IOError, match='resolution 32'):
         SyntheticDataset(path='synth:primitives?res=32', resolution=64)
+    ablation = SyntheticDataset(path='synth:primitives-ps?res=16&seed=2&particles=50&size=fix0.2')
+    assert ablation.name == 'primitives-ps-16-stream-seed2-particles50-sizefix0.2'
+    np.testing.assert_array_equal(ablation[7][0], synth.synthesize('primitives-ps', 2, 7, 16, 50, 'fix0.2')
+                                  .transpose(2, 0, 1))
+
+
+def test_the_command_line_writes_and_records_the_ablations(tmp_path):
+    result = _run_cli('--outdir', tmp_path / 'fix.zip', '--count', 3, '--resolution', 16, '--particles', 50,
+                      '--size-policy', 'fix', '--fix-size', 0.2, '--seed', SEED, '--workers', 1)
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(tmp_path / 'fix.zip') as archive:
+        assert json.loads(archive.read('dataset.json'))['synthesizer'] == dict(
+            synth='primitives-ps', seed=SEED, resolution=16, count=3, particles=50, size='fix0.2')
+        png = archive.read(writer.archive_name(2))
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(io.BytesIO(png))),
+                                  synth.synthesize('primitives-ps', SEED, 2, 16, 50, 'fix0.2'))
+    for arguments, message in [(['--size-policy', 'fix'], '--size-policy fix takes --fix-size'),
+                               (['--fix-size', 0.2], '--size-policy fix takes --fix-size'),
+                               (['--size-policy', 'fix', '--fix-size', 2], '0<x<=1'),
+                               (['--synth', 'pinknoise', '--particles', 10], 'pinknoise draws no shapes'),
+                               (['--particles', -1], '-1 is not in the range x>=0')]:
+        result = _run_cli('--outdir', tmp_path / 'bad.zip', '--count', 3, '--resolution', 16, *arguments)
+        assert result.exit_code == 2 and message in result.output, (arguments, result.output)
+        assert not (tmp_path / 'bad.zip').exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ SYNTH_IDS = {name: synth_id for synth_id, name in enumerate(SYNTHESIZERS)}
 
 DESIGN = 256                                    # The released code's canvas, in whose pixels sizes are drawn.
 NUM_SHAPES = 100                                # N, chosen by the ablation (Sec. 1, Table 1 lower).
+SIZE_POLICIES = ('decay', 'rand', 'fix')        # Sec. 1, Table 1 upper; 'fix' takes a fraction of H: 'fix0.2'.
+RAND_BOUND = DESIGN // 5 + 2                    # Rand's sizes 1 .. 52: Decay's range for the first shape.
 LINE, CIRCLE, ELLIPSE, RECTANGLE = range(4)
 SHAPE_NAMES = ('line', 'circle', 'ellipse', 'rectangle')
 SHAPE_PROBABILITIES = (1 / 7, 2 / 7, 2 / 7, 2 / 7)
@@ -39,6 +41,27 @@ def decay_max_sizes(num_shapes=NUM_SHAPES):
     H/5 taken as 256 // 5; sizes (radius, semi-axis, thickness, side) are drawn from 1 .. bound - 1."""
     n = np.arange(num_shapes)
     return np.round(DESIGN // 5 * (num_shapes - n) / num_shapes + 2).astype(np.int64)
+
+
+def parse_size_policy(size):
+    """('decay' | 'rand' | 'fix', fraction of H or None) of a size policy written 'decay', 'rand' or 'fix<f>'
+    (0 < f <= 1, e.g. 'fix0.2'); ValueError naming the valid forms otherwise."""
+    if size in ('decay', 'rand'):
+        return size, None
+    fraction = None
+    if isinstance(size, str) and size.startswith('fix'):
+        try:
+            fraction = float(size[3:])
+        except ValueError:
+            pass
+    if fraction is None or not 0 < fraction <= 1:
+        raise ValueError(f'size policy {size!r} is not decay, rand or fix<f> with 0 < f <= 1 (e.g. fix0.2)')
+    return 'fix', fraction
+
+
+def fixed_size(fraction):
+    """Fix's size in design pixels: the fraction of H, at least 1."""
+    return max(1, round(fraction * DESIGN))
 
 
 @dataclass(frozen=True)
@@ -101,15 +124,23 @@ def pink_noise(rng, resolution):
     return np.ascontiguousarray(field.astype(np.uint8).transpose(1, 2, 0))
 
 
-def sample_shapes(rng, resolution, num_shapes=NUM_SHAPES):
+def sample_shapes(rng, resolution, num_shapes=NUM_SHAPES, size='decay'):
     """Primitives ('dead leaves', released `inject_particles`): N shapes, line/circle/ellipse/rectangle with
-    probability 1/7, 2/7, 2/7, 2/7, random colours, sizes drawn from 1 .. `decay_max_sizes` - 1 (Decay).
-    Lines join two uniform points (x and y each sorted, as released) with that thickness; circles and ellipses
-    have uniform centres, ellipses two semi-axes and an angle in whole degrees 0..179; rectangles are
-    axis-aligned with their corner in 0 .. 254 - bound and inclusive sides."""
+    probability 1/7, 2/7, 2/7, 2/7, random colours, and sizes by the policy `size` (supplement Sec. 1):
+    'decay' (released, the default) draws the n-th from 1 .. `decay_max_sizes`[n] - 1; 'rand' from
+    1 .. RAND_BOUND - 1 for every shape (the supplement gives Rand no range: Decay's first one is taken);
+    'fix<f>' makes every size f H (`fixed_size`). Lines join two uniform points (x and y each sorted, as
+    released) with that thickness; circles and ellipses have uniform centres, ellipses two semi-axes and an angle
+    in whole degrees 0..179; rectangles are axis-aligned with their corner in 0 .. 254 - bound (bound: the size's
+    exclusive maximum) and inclusive sides."""
+    policy, fraction = parse_size_policy(size)
     kind = rng.choice(len(SHAPE_NAMES), size=num_shapes, p=SHAPE_PROBABILITIES)
-    bound = decay_max_sizes(num_shapes)
-    extent = rng.integers(1, bound[:, None], size=(num_shapes, 2)).astype(np.float64)
+    if policy == 'fix':
+        bound = np.full(num_shapes, fixed_size(fraction) + 1)
+        extent = np.full((num_shapes, 2), float(fixed_size(fraction)))
+    else:
+        bound = decay_max_sizes(num_shapes) if policy == 'decay' else np.full(num_shapes, RAND_BOUND)
+        extent = rng.integers(1, bound[:, None], size=(num_shapes, 2)).astype(np.float64)
     centre = rng.integers(0, DESIGN, size=(num_shapes, 2)) + 0.5
     angle = np.radians(rng.integers(0, 180, size=num_shapes)) * (kind == ELLIPSE)
 
@@ -150,16 +181,16 @@ def _scaled(shapes, resolution):
     return Shapes(shapes.kind, shapes.centre * scale, shapes.half_extent * scale, shapes.angle, shapes.colour)
 
 
-def _sample_layout(synth, shapes_rng, salient_rng, resolution):
-    shapes = sample_shapes(shapes_rng, resolution) if synth != 'pinknoise' else None
+def _sample_layout(synth, shapes_rng, salient_rng, resolution, particles, size):
+    shapes = sample_shapes(shapes_rng, resolution, particles, size) if synth != 'pinknoise' else None
     salient = sample_salient_object(salient_rng, resolution) if synth in ('primitives-s', 'primitives-ps') else None
     return Layout(shapes, salient)
 
 
-def layout(synth, seed, index, resolution):
+def layout(synth, seed, index, resolution, particles=NUM_SHAPES, size='decay'):
     """The shapes and salient object that `synthesize` draws for this image, without rendering it."""
     _, shapes_rng, salient_rng, _ = _random_streams(synth, seed, index)
-    return _sample_layout(synth, shapes_rng, salient_rng, resolution)
+    return _sample_layout(synth, shapes_rng, salient_rng, resolution, particles, size)
 
 
 def draw_shapes(canvas, shapes, values=None):
@@ -194,23 +225,38 @@ def shape_mask(shapes, resolution):
     return mask
 
 
-def synthesize(synth, seed, index, resolution):
-    """Image `index` of synthesizer `synth` (one of SYNTHESIZERS) with dataset seed `seed`, as uint8 HWC RGB.
-
-    - pinknoise: `pink_noise`.
-    - primitives: one random grey level as background, then the N Decay shapes (Sec. 1).
-    - primitives-s: primitives plus a solid salient object drawn last (released `dead_leaves`).
-    - primitives-ps: pink-noise background, the N Decay shapes in solid colours, and the salient object
-      filled with an independent pink-noise texture (released `pink_leaves`, the paper's best synthesizer)."""
+def check_settings(synth, particles=NUM_SHAPES, size='decay'):
+    """Refuse an unknown synthesizer, a particle count below 0 or a size policy `parse_size_policy` refuses
+    (ValueError naming the valid values)."""
     if synth not in SYNTH_IDS:
         raise ValueError(f'unknown synthesizer {synth!r}; valid: {", ".join(SYNTHESIZERS)}')
+    if isinstance(particles, bool) or not isinstance(particles, int) or particles < 0:
+        raise ValueError(f'particles must be an integer >= 0 (the number of shapes N), got {particles!r}')
+    parse_size_policy(size)
+    if synth == 'pinknoise' and (particles != NUM_SHAPES or size != 'decay'):
+        raise ValueError('pinknoise draws no shapes: particles and size apply to primitives, primitives-s and '
+                         'primitives-ps')
+
+
+def synthesize(synth, seed, index, resolution, particles=NUM_SHAPES, size='decay'):
+    """Image `index` of synthesizer `synth` (one of SYNTHESIZERS) with dataset seed `seed`, as uint8 HWC RGB;
+    `particles` (N) and `size` (the size policy, `sample_shapes`) are the supplement's Table 1 ablations.
+
+    - pinknoise: `pink_noise`.
+    - primitives: one random grey level as background, then the N shapes (Sec. 1).
+    - primitives-s: primitives plus a solid salient object drawn last (released `dead_leaves`).
+    - primitives-ps: pink-noise background, the N shapes in solid colours, and the salient object filled with an
+      independent pink-noise texture (released `pink_leaves`, the paper's best synthesizer). With N = 0 it is
+      PinkNoise+PS (released `pink_and_salient`, which makes the same draws in the same order as `pink_leaves`
+      without particles)."""
+    check_settings(synth, particles, size)
     background_rng, shapes_rng, salient_rng, texture_rng = _random_streams(synth, seed, index)
     if synth in ('pinknoise', 'primitives-ps'):
         canvas = pink_noise(background_rng, resolution)
     else:
         canvas = np.empty((resolution, resolution, 3), dtype=np.uint8)
         canvas[...] = background_rng.integers(0, COLOUR_LEVELS, dtype=np.uint8)
-    parts = _sample_layout(synth, shapes_rng, salient_rng, resolution)
+    parts = _sample_layout(synth, shapes_rng, salient_rng, resolution, particles, size)
     if parts.shapes is not None:
         draw_shapes(canvas, parts.shapes)
     if synth == 'primitives-s':

@@ -1,7 +1,7 @@
 """Writes a synthetic dataset in the layout of upstream's `dataset_tool.py`, which
 `training.dataset.ImageFolderDataset` reads: `00000/img00000000.png` (one folder per 1000 images),
-uncompressed PNGs, and `dataset.json` = {"labels": null}; as a zip, or a folder when the path has no .zip
-suffix. Output appears atomically: everything goes to a hidden sibling that is renamed into place at the end.
+uncompressed PNGs, and `dataset.json` = {"labels": null, "synthesizer": {the settings}}; as a zip, or a folder
+when the path has no .zip suffix. Output appears atomically: everything goes to a hidden sibling that is renamed into place at the end.
 """
 
 import contextlib
@@ -20,7 +20,7 @@ import numpy as np
 import PIL.Image
 from tqdm import tqdm
 
-from .synth import synthesize
+from .synth import NUM_SHAPES, synthesize
 
 PREVIEW_COLUMNS = 4
 PREVIEW_IMAGES = 16
@@ -48,8 +48,8 @@ def encode_png(image):
     return buffer.getvalue()
 
 
-def render_png(synth, seed, resolution, index):
-    return encode_png(synthesize(synth, seed, index, resolution))
+def render_png(synth, seed, resolution, particles, size, index):
+    return encode_png(synthesize(synth, seed, index, resolution, particles, size))
 
 
 def preview_grid(images, columns=PREVIEW_COLUMNS):
@@ -164,11 +164,12 @@ def _rendered_pngs(render, count, workers):
 
 
 def write_dataset(outdir, synth, count, resolution, seed, workers=None, overwrite=False, preview=None,
-                  progress=True):
-    """Write images 0..count-1 of `synth` (seed `seed`, `resolution`^2) to `outdir` (a .zip or a folder) and,
-    when `preview` is a path, a PNG grid of the first images. Nothing appears at either path unless the whole
-    dataset was written; an existing output is replaced only with `overwrite`. Options are assumed valid
-    (the command line checks them)."""
+                  progress=True, particles=NUM_SHAPES, size='decay'):
+    """Write images 0..count-1 of `synth` (seed `seed`, `resolution`^2, `particles` shapes of size policy `size`)
+    to `outdir` (a .zip or a folder) and, when `preview` is a path, a PNG grid of the first images; dataset.json
+    records the settings beside upstream's "labels". Nothing appears at either path unless the whole dataset was
+    written; an existing output is replaced only with `overwrite`. Options are assumed valid (the command line
+    checks them)."""
     for target in (outdir, preview):
         if target is not None:
             remove_stale_siblings(target)
@@ -176,7 +177,8 @@ def write_dataset(outdir, synth, count, resolution, seed, workers=None, overwrit
         if target is not None and os.path.lexists(target) and not overwrite:
             raise FileExistsError(f'{target} already exists')
     workers = min(workers or available_cores(), count)
-    render = functools.partial(render_png, synth, seed, resolution)
+    render = functools.partial(render_png, synth, seed, resolution, particles, size)
+    settings = dict(synth=synth, seed=seed, resolution=resolution, count=count, particles=particles, size=size)
     temporary_outdir = hidden_sibling(outdir, 'tmp')
     temporary_preview = hidden_sibling(preview, 'tmp') if preview else None
     preview_images = []
@@ -187,7 +189,7 @@ def write_dataset(outdir, synth, count, resolution, seed, workers=None, overwrit
                 write(archive_name(index), png)
                 if preview and index < PREVIEW_IMAGES:
                     preview_images.append(np.asarray(PIL.Image.open(io.BytesIO(png))))
-            write('dataset.json', json.dumps({'labels': None}).encode())
+            write('dataset.json', json.dumps({'labels': None, 'synthesizer': settings}).encode())
         if preview:
             PIL.Image.fromarray(preview_grid(preview_images)).save(temporary_preview, format='png')
         _move_into_place(temporary_outdir, outdir, overwrite)
