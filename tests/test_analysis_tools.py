@@ -50,12 +50,17 @@ def test_a_radial_profile_averages_each_ring():
 
 
 def test_the_spectrum_command_writes_its_figures_and_refuses_a_bad_source(tmp_path):
-    result = CliRunner().invoke(spectrum.main, ['synth:pinknoise?res=16', 'synth:primitives-ps?res=16&particles=10',
-                                                '--out', str(tmp_path / 'out'), '--count', '4'])
+    G, D = tiny_networks()
+    network = tmp_path / 'network.pkl'
+    with open(network, 'wb') as file:
+        pickle.dump(dict(G=G, D=D.D, G_ema=G, training_set_kwargs=None, augment_pipe=None), file)
+    sources = ['synth:pinknoise?res=16', 'synth:primitives-ps?res=16&particles=10', str(network)]
+    result = CliRunner().invoke(spectrum.main, [*sources, '--out', str(tmp_path / 'out'), '--count', '4'])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / 'out' / 'spectrum.json').read_text())
-    assert sorted(summary) == ['synth:pinknoise?res=16', 'synth:primitives-ps?res=16&particles=10']
-    assert all(np.isfinite(entry['slope']) and len(entry['profile']) == 8 for entry in summary.values())
+    assert sorted(summary) == sorted(sources)
+    assert [len(summary[source]['profile']) for source in sources] == [8, 8, 4]  # the tiny G draws 8x8 images
+    assert all(np.isfinite(entry['slope']) and entry['images'] == 4 for entry in summary.values())
     assert (tmp_path / 'out' / 'spectrum.png').stat().st_size > 0 and (tmp_path / 'out' / 'radial.png').is_file()
     for source, message in [('synth:leaves', 'unknown synthesizer'), (str(tmp_path / 'none.zip'), 'no such file')]:
         result = CliRunner().invoke(spectrum.main, [source, '--out', str(tmp_path / 'bad')])
