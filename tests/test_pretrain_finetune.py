@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 from plugins.primitives.writer import write_dataset
 
@@ -178,6 +179,22 @@ def test_pretrained_skips_synthesis_and_pretraining(protocol, target, tmp_path):
     assert options(finetune)['resume_pkl'] == str(snapshot)
     np.testing.assert_array_equal(pixels(finetune / 'fakes_init.png'),
                                   pixels(last_fakes(only_run(outdir / 'pretrain'))))
+
+
+def test_freezed_fine_tuning_keeps_the_first_d_layers_with_a_plugin_loss(protocol, target, tmp_path):
+    """FreezeD (upstream's --freezed) with a plugin: D's first layers from its input (upstream's layer index:
+    b16.fromrgb 0, b16.conv0 1, ...) stay the pretrained ones, every other trained tensor moves."""
+    outdir, _ = protocol
+    pretrain = only_run(outdir / 'pretrain')
+    succeed('--target', target, '--outdir', tmp_path / 'out', '--pretrained', max(pretrain.glob('network-snapshot-*.pkl')),
+            '--seed', SEED, '--finetune-kimg', FINETUNE_KIMG, '--skip-scratch', *TRAIN_ARGS, '--freezed', 2, '--loss',
+            'plugins.diggan.Loss', '--loss-kwargs', '{"weight": 10}')
+    finetune = only_run(tmp_path / 'out' / 'finetune')
+    assert options(finetune)['D_kwargs']['block_kwargs']['freeze_layers'] == 2 and 'freezed2' in finetune.name
+    before, after = networks(pretrain)['D'].state_dict(), networks(finetune)['D'].state_dict()
+    trained = {name for name, param in networks(pretrain)['D'].named_parameters()}
+    unchanged = {name for name in trained if torch.equal(before[name], after[name])}
+    assert unchanged == {name for name in trained if name.startswith(('b16.fromrgb.', 'b16.conv0.'))} != set()
 
 
 def write_folder(path, size, mode='RGB', count=2):
