@@ -1,4 +1,5 @@
-"""train.py's plugin entry points: help text and each bad --loss/--aug/options case."""
+"""train.py's plugin entry points and the options the patches add: help text, each bad --loss/--aug/options case,
+--metric-data."""
 
 import json
 
@@ -129,3 +130,35 @@ def test_an_outdir_that_cannot_hold_runs_is_a_usage_error(tmp_path, dataset16, m
                                      '--kimg', '0.004', '--metrics', 'none')
     assert exit_code == 2 and message in output, output
     assert (tmp_path / 'a-file').read_text() == 'keep me' and sorted(p.name for p in tmp_path.iterdir()) == ['a-file']
+
+
+def test_metric_data_is_the_reference_set_of_the_training_metrics(tmp_path, dataset16, monkeypatch):
+    """--metric-data (patch 0037): the metrics computed during training read that set instead of the training set;
+    a set of another shape, or the option without metrics, is refused before anything is written."""
+    import dnnlib
+    from metrics import metric_main
+
+    from plugins.primitives.writer import write_dataset
+    from tests.conftest import train
+    other, larger = tmp_path / 'pink24.zip', tmp_path / 'pink32px.zip'
+    write_dataset(str(other), synth='pinknoise', count=24, resolution=16, seed=0, workers=1, progress=False)
+    write_dataset(str(larger), synth='pinknoise', count=4, resolution=32, seed=0, workers=1, progress=False)
+
+    def reference_size(opts):  # a stand-in for the FID: the number of images of the set it compares against
+        return dict(fid50k_full=float(len(dnnlib.util.construct_class_by_name(**opts.dataset_kwargs))))
+    monkeypatch.setitem(metric_main._metric_dict, 'fid50k_full', reference_size)
+    for name, extra, images in [('other', ['--metric-data', other], 24.0), ('own', [], 16.0)]:
+        run_dir = train(tmp_path / name, dataset16, '--kimg', 0.004, '--metrics', 'fid50k_full', *extra)
+        rows = [json.loads(line) for line in (run_dir / 'metric-fid50k_full.jsonl').read_text().splitlines()]
+        assert [row['results']['fid50k_full'] for row in rows] == [images]
+        options = json.loads((run_dir / 'training_options.json').read_text())
+        assert options.get('metric_dataset_kwargs', {}).get('path') == (str(other) if extra else None)
+    for extra, message in [(['--metric-data', larger], f'--metric-data: {larger} holds 32x32 images with 3 channels, '
+                                                       'the training set 16x16 with 3'),
+                           (['--metric-data', other, '--metrics', 'none'], '--metric-data sets the reference set of the '
+                                                                          'metrics, but --metrics is none'),
+                           (['--metric-data', tmp_path / 'none.zip'], "--metric-data: [Errno 2] No such file or "
+                                                                      f"directory: '{tmp_path / 'none.zip'}'")]:
+        exit_code, output = invoke_train('--outdir', tmp_path / 'runs', '--data', dataset16, '--cfg', 'cpu', *extra)
+        assert exit_code == 2 and message in output, output
+        assert not (tmp_path / 'runs').exists()
