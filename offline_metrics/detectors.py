@@ -92,13 +92,19 @@ def _load(path, device, from_env):
             network = torch.jit.load(path, map_location=device).eval()
     except Exception as err:
         raise ValueError(f'{origin}: not a TorchScript network ({type(err).__name__}: {err})') from err
-    if 'return_features' in [argument.name for argument in network.forward.schema.arguments]:
-        return network  # upstream's own detector
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)
     with open(path, 'rb') as f:
-        digest = hashlib.sha1(f.read()).hexdigest()
-    return InceptionFeatures(network, cache_tag=f'fid-helper-{digest}').eval()
+        data = f.read()
+    if 'return_features' in [argument.name for argument in network.forward.schema.arguments]:
+        detector = network  # upstream's own detector
+        resize = "the network's own (upstream's file: bilinear to 299x299 as TF1's ResizeBilinear)"
+    else:
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+        detector = InceptionFeatures(network, cache_tag=f'fid-helper-{hashlib.sha1(data).hexdigest()}').eval()
+        resize = "bilinear to 299x299 as TF1's ResizeBilinear (upstream's network's, redone here)"
+    # What a metric row records of the network that measured it (upstream's metric code reads these, patch 0038).
+    detector.metric_file, detector.metric_sha256, detector.metric_resize = path, hashlib.sha256(data).hexdigest(), resize
+    return detector
 
 
 def local_detector(url, device):

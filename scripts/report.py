@@ -22,7 +22,9 @@ best / 0.95, the best averaged over the scratch seeds): the Primitives-PS supple
 FID comes from the same metric in every run: --metric, else fid50k_full when some run has it, else the
 metric-fid*.jsonl name most runs have. A metric row's kimg is that of the tick it was computed at (rows written
 during training, matched by timestamp); for rows computed afterwards (calc_metrics.py on a snapshot) it is the
-last tick that saved that snapshot file (or the exact kimg in its name, network-snapshot-000000.104.pkl).
+last tick that saved that snapshot file (or the exact kimg in its name, network-snapshot-000000.104.pkl). Under the
+FID line the report lists what the metric measured, from the rows' `protocol` (patch 0038): the generated images,
+the reference set and the network.
 """
 
 import collections
@@ -379,6 +381,20 @@ class Report:
     plots: list             # [(file name, description)]
 
 
+def protocol_text(protocol):
+    """A metric's protocol (`Run.protocols`: JSON text, or None) in words."""
+    if protocol is None:
+        return 'not recorded (rows written before the metric rows recorded it)'
+    protocol = json.loads(protocol)
+    reference, network = protocol.get('reference', {}), protocol.get('network', {})
+    words = [f'{protocol["generated"]} generated images' if 'generated' in protocol else None,
+             f'against {reference.get("path")} ({reference.get("images")} images)' if reference else None,
+             f'network {network.get("file") or network.get("url")}' + (f' (sha256 {network["sha256"][:12]}...)'
+                                                                        if network.get('sha256') else '')
+             if network else None, f'resize: {network["resize"]}' if network.get('resize') else None]
+    return '; '.join(word for word in words if word) or 'nothing recorded'
+
+
 def build_report(run_dirs, out, metric=None):
     """Write report.md and the plots for the runs in `run_dirs` into `out`; returns a Report."""
     check_out(out)
@@ -461,6 +477,12 @@ def build_report(run_dirs, out, metric=None):
                     '"95% of scratch at kimg": the first evaluated kimg with FID <= (best FID of the from-scratch '
                     'runs of the same method, augmentation and dataset, mean over seeds) / 0.95; empty without '
                     'such runs or when never reached (in a mean row: when any seed never reached it).')
+        measured = collections.defaultdict(list)
+        for run in runs:
+            for protocol in run.protocols(metric):
+                measured[protocol].append(run.path.name)
+        text += ['', f'What `{metric}` measured, from its metric rows:', '']
+        text += [f'- {protocol_text(protocol)}: {", ".join(names)}' for protocol, names in measured.items()]
     else:
         text.append('FID: none of the runs has a metric-fid*.jsonl, so the FID columns are empty.')
     text += ['', 'sec/kimg: mean of `Timing/sec_per_kimg` over the ticks after tick 0. Rows in bold: mean ± '

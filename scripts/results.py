@@ -149,6 +149,14 @@ class Run:
         """[(kimg, mean of `key`)] over the ticks that reported `key` (see `reported`)."""
         return reported(self.stats, key)
 
+    def protocols(self, metric):
+        """The distinct protocols (what was measured, patch 0038) of the rows of metric-<metric>.jsonl, each as JSON
+        text, or None for rows written without one."""
+        path = self.path / f'metric-{metric}.jsonl'
+        rows = read_metric_results(path) if path.is_file() else []
+        return sorted({json.dumps(row['protocol'], sort_keys=True) if row.get('protocol') else None
+                       for _, row, _ in rows}, key=str)
+
     def row_kimg(self, row):
         """The kimg of a metric row: its snapshot's, from the file name (KeyError or ValueError without one)."""
         return snapshot_kimg(row['snapshot_pkl'])

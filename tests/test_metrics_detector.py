@@ -237,4 +237,10 @@ def test_snapshot_fid_metric_end_to_end(tmp_path, dataset16, dataset_features):
     expected = np.square(real.mean(axis=0) - generated[0]).sum() + np.trace(np.cov(real, rowvar=False, bias=True))
     assert expected > 1
     assert result.results.fid16_full == pytest.approx(expected, rel=1e-3)
+    network_file = detectors._fid_helper_network()
+    with open(network_file, 'rb') as f:
+        sha256 = hashlib.sha256(f.read()).hexdigest()
+    assert result.protocol == dict(reference=dict(path=str(dataset16), images=16), generated=16, network=dict(
+        url=INCEPTION_URL, file=network_file, sha256=sha256, resize=inception.metric_resize))  # patch 0038
+    assert 'TF1' in inception.metric_resize
     assert fid(real, np.repeat(generated, 16, axis=0)) == pytest.approx(expected, rel=1e-6)

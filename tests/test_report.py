@@ -259,3 +259,18 @@ def test_mean_curve_leaves_out_a_runs_missing_report_and_keeps_a_gap_where_all_m
     assert list(kimg) == [1, 2, 3]
     assert mean[:2].tolist() == [3.0, 5.0] and math.isnan(mean[2])
     assert std.tolist() == [pytest.approx(statistics.stdev([2.0, 4.0])), 0.0, 0.0]
+
+
+def test_the_report_says_what_each_metric_measured(runs, tmp_path):
+    import shutil
+    measured = tmp_path / 'measured'
+    shutil.copytree(runs['base0'], measured)
+    protocol = dict(reference=dict(path='/data/ffhq.zip', images=70000), generated=50000, network=dict(
+        url='https://x/inception.pt', file='/n/default_1.pt', sha256='0123456789abcdef' * 4, resize='bilinear'))
+    rows = [dict(json.loads(line), protocol=protocol)
+            for line in (measured / 'metric-fid50k_full.jsonl').read_text().splitlines()]
+    (measured / 'metric-fid50k_full.jsonl').write_text(''.join(json.dumps(row) + '\n' for row in rows))
+    text = build_report([runs['base1'], measured], tmp_path / 'report').path.read_text()
+    assert ('- 50000 generated images; against /data/ffhq.zip (70000 images); network /n/default_1.pt (sha256 '
+            '0123456789ab...); resize: bilinear: measured') in text
+    assert f'- not recorded (rows written before the metric rows recorded it): {runs["base1"].name}' in text

@@ -150,7 +150,7 @@ def test_metric_data_is_the_reference_set_of_the_training_metrics(tmp_path, data
     for name, extra, images in [('other', ['--metric-data', other], 24.0), ('own', [], 16.0)]:
         run_dir = train(tmp_path / name, dataset16, '--kimg', 0.004, '--metrics', 'fid50k_full', *extra)
         rows = [json.loads(line) for line in (run_dir / 'metric-fid50k_full.jsonl').read_text().splitlines()]
-        assert [row['results']['fid50k_full'] for row in rows] == [images]
+        assert [row['results']['fid50k_full'] for row in rows] == [images] and rows[0]['protocol'] == {}
         options = json.loads((run_dir / 'training_options.json').read_text())
         assert options.get('metric_dataset_kwargs', {}).get('path') == (str(other) if extra else None)
     for extra, message in [(['--metric-data', larger], f'--metric-data: {larger} holds 32x32 images with 3 channels, '
