@@ -384,7 +384,7 @@ class Report:
 def protocol_text(protocol):
     """A metric's protocol (`Run.protocols`: JSON text, or None) in words."""
     if protocol is None:
-        return 'not recorded (rows written before the metric rows recorded it)'
+        return 'not recorded (rows written before patch 0038, or a metric that computes no feature statistics)'
     protocol = json.loads(protocol)
     reference, network = protocol.get('reference', {}), protocol.get('network', {})
     words = [f'{protocol["generated"]} generated images' if 'generated' in protocol else None,

@@ -2,9 +2,10 @@
 
     python -m study.report --results docs/study-cpu
 
-Reads RESULTS/runs/<config>-seed<seed>/ (stats.jsonl.gz, metric-*.jsonl, probes.jsonl, done.json) and
-RESULTS/pilot/<name>/stats.jsonl.gz when present; writes RESULTS/tables.md and RESULTS/figures/*.png, each curve
-the mean over seeds with a band of +- one sample standard deviation, training stats averaged per 1-kimg bin:
+Reads RESULTS/runs/<config>-seed<seed>/ (training_options.json, stats.jsonl.gz, metric-*.jsonl, probes.jsonl,
+done.json) and RESULTS/pilot/<name>/ (training_options.json, stats.jsonl.gz) when present; writes RESULTS/tables.md
+and RESULTS/figures/*.png, each curve the mean over seeds with a band of +- one sample standard deviation, training
+stats averaged per 1-kimg bin:
   pilot.png          the pilot runs' score gap D(x) - D(G(z)), r_t and ADA's p against kimg (the run length's choice)
   atopk-gap.png      ATop-k Fig. 3a: the score gap of StyleGAN2, + ATop-k, + Linear Top-k, + Worst-k
   atopk-k.png        ATop-k Figs. 14-15: k and the fakes used per minibatch against kimg
