@@ -65,7 +65,7 @@ class InceptionFeatures(torch.nn.Module):
         if not return_features or options:
             given = ''.join(f', {k}={v!r}' for k, v in options.items())
             raise ValueError(f'this Inception network gives pool features only (return_features=True), got '
-                             f'return_features={return_features!r}{given}; logits (is50k) need upstream\'s '
+                             f'return_features={return_features!r}{given}; logits (is50k, is10k) need upstream\'s '
                              f'inception-2015-12-05.pt, named by {ENV_VAR}')
         x = resize_like_inception(images.to(torch.float32))
         return self.network((x - 128) / 128).to(torch.float32)

@@ -109,6 +109,19 @@ def test_logits_are_refused_with_the_way_to_get_them(monkeypatch, first_pixels_f
         detector(random_images(1, 8, 8, seed=2), no_output_bias=True)  # as upstream's inception_score calls it
 
 
+def test_the_cifar_tables_metrics_are_registered_and_is10k_names_the_network_it_needs(monkeypatch, first_pixels_file,
+                                                                                    dataset16):
+    """fid10k_full and is10k (ATop-k's Tables 8-9); is10k needs upstream's logits: offline, a clear error."""
+    from metrics import metric_main
+    from tests.tiny import tiny_networks
+    assert metric_main.is_valid_metric('fid10k_full') and metric_main.is_valid_metric('is10k')
+    monkeypatch.setenv(ENV_VAR, str(first_pixels_file))
+    G, _ = tiny_networks()
+    with pytest.raises(ValueError, match=f'logits \\(is50k, is10k\\) need upstream.*{ENV_VAR}'):
+        metric_main.calc_metric('is10k', G=G, dataset_kwargs=dict(class_name='training.dataset.ImageFolderDataset',
+                                path=str(dataset16)), num_gpus=1, rank=0, device=torch.device('cpu'), cache=False)
+
+
 def test_upstreams_own_network_file_is_used_as_is(monkeypatch, tmp_path):
     class UpstreamLike(torch.nn.Module):
         def forward(self, img, return_features: bool = False, use_fp16: bool = False, no_output_bias: bool = False):
