@@ -112,10 +112,11 @@ def test_logits_are_refused_with_the_way_to_get_them(monkeypatch, first_pixels_f
 def test_the_cifar_tables_metrics_are_registered_and_is10k_names_the_network_it_needs(monkeypatch, first_pixels_file,
                                                                                     dataset16):
     """fid10k_full and is10k (ATop-k's Tables 8-9); is10k needs upstream's logits: offline, a clear error."""
-    from metrics import metric_main
+    from metrics import metric_main, metric_utils
     from tests.tiny import tiny_networks
     assert metric_main.is_valid_metric('fid10k_full') and metric_main.is_valid_metric('is10k')
     monkeypatch.setenv(ENV_VAR, str(first_pixels_file))
+    monkeypatch.setattr(metric_utils, '_feature_detector_cache', {})  # upstream's cache keeps a detector per URL
     G, _ = tiny_networks()
     with pytest.raises(ValueError, match=f'logits \\(is50k, is10k\\) need upstream.*{ENV_VAR}'):
         metric_main.calc_metric('is10k', G=G, dataset_kwargs=dict(class_name='training.dataset.ImageFolderDataset',
