@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from plugins.primitives.cli import size_policy_text
-from plugins.primitives.synth import NUM_SHAPES, SIZE_POLICIES, SYNTHESIZERS, check_settings
+from plugins.primitives.cli import shape_options, shape_settings
+from plugins.primitives.synth import NUM_SHAPES, SYNTHESIZERS
 from plugins.primitives.writer import write_dataset
 from scripts import children
 from scripts.dry_run import check_runs
@@ -161,12 +161,7 @@ def explicit(ctx, name):
               help='Output: DIR/data (pretraining set), DIR/pretrain, DIR/finetune, DIR/scratch (train.py runs).')
 @click.option('--synth', type=click.Choice(SYNTHESIZERS), default='primitives-ps', show_default=True,
               help='Synthesizer of the pretraining set.')
-@click.option('--particles', type=click.IntRange(min=0), default=NUM_SHAPES, show_default=True,
-              help='Shapes per pretraining image (supplement Table 1, lower; 0 with primitives-ps: PinkNoise+PS).')
-@click.option('--size-policy', type=click.Choice(SIZE_POLICIES), default='decay', show_default=True,
-              help='Shape sizes of the pretraining images (supplement Table 1, upper); fix takes --fix-size.')
-@click.option('--fix-size', type=click.FloatRange(min=0, max=1, min_open=True), default=None,
-              help='With --size-policy fix: every shape size as a fraction of H (the table: 0.1, 0.2, 0.5).')
+@shape_options
 @click.option('--count', type=click.IntRange(min=1), default=10000, show_default=True,
               help='Images in the pretraining set (with --on-the-fly: only when given; else an endless stream).')
 @click.option('--pretrain-kimg', type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
@@ -205,11 +200,7 @@ def main(ctx, target, outdir, synth, particles, size_policy, fix_size, count, pr
         if conflicts:
             raise click.UsageError(f'--pretrained skips the pretraining, so {", ".join(conflicts)} would be ignored')
     check_train_args(train_args)
-    shapes = dict(particles=particles, size=size_policy_text(size_policy, fix_size))
-    try:
-        check_settings(synth, **shapes)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="'--particles' / '--size-policy'") from None
+    shapes = shape_settings(synth, particles, size_policy, fix_size)
     ablation = {key: value for key, value in shapes.items() if value != {'particles': NUM_SHAPES, 'size': 'decay'}[key]}
     if not outdir:
         raise click.BadParameter('must name a folder', param_hint="'--outdir'")

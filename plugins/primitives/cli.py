@@ -53,13 +53,34 @@ def _check_target(path, overwrite, kind='dataset'):
     return None
 
 
-def size_policy_text(size_policy, fix_size):
-    """The size policy as `synthesize` takes it ('decay', 'rand', 'fix0.2'); BadParameter for a --fix-size without
-    fix, or fix without one."""
+def shape_options(command):
+    """The supplement's Table 1 ablations as options of a click command: --particles, --size-policy, --fix-size
+    (read them with `shape_settings`)."""
+    options = [
+        click.option('--particles', type=click.IntRange(min=0), default=NUM_SHAPES, show_default=True,
+                     help='Shapes per image, N (supplement Table 1, lower; 0 with primitives-ps: PinkNoise+PS).'),
+        click.option('--size-policy', type=click.Choice(SIZE_POLICIES), default='decay', show_default=True,
+                     help='Shape sizes (supplement Table 1, upper): decay (released), rand, or fix at --fix-size.'),
+        click.option('--fix-size', type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+                     help='With --size-policy fix: every size as a fraction of H (the table: 0.1, 0.2, 0.5).'),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def shape_settings(synth, particles, size_policy, fix_size):
+    """{'particles', 'size'} as `synthesize` takes them ('fix0.2' for fix at 0.2) from `shape_options`;
+    BadParameter for --fix-size without fix, fix without it, or settings `check_settings` refuses."""
     if (size_policy == 'fix') != (fix_size is not None):
         raise click.BadParameter('--size-policy fix takes --fix-size (a fraction of H, e.g. 0.2), and only it does',
                                  param_hint="'--fix-size'")
-    return f'fix{fix_size:g}' if size_policy == 'fix' else size_policy
+    settings = dict(particles=particles, size=f'fix{fix_size:g}' if size_policy == 'fix' else size_policy)
+    try:
+        check_settings(synth, **settings)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--particles' / '--size-policy'") from None
+    return settings
 
 
 @click.command(context_settings={'help_option_names': ['-h', '--help']})
@@ -72,12 +93,7 @@ def size_policy_text(size_policy, fix_size):
               help='Synthesizer.')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True,
               help='Dataset seed; image i depends only on (synth, seed, i) and the shape options.')
-@click.option('--particles', type=click.IntRange(min=0), default=NUM_SHAPES, show_default=True,
-              help='Number of shapes N (supplement Table 1, lower; 0 with primitives-ps: PinkNoise+PS).')
-@click.option('--size-policy', type=click.Choice(SIZE_POLICIES), default='decay', show_default=True,
-              help="Shape sizes (supplement Table 1, upper): decay (released), rand, or fix at --fix-size.")
-@click.option('--fix-size', type=click.FloatRange(min=0, max=1, min_open=True), default=None,
-              help='With --size-policy fix: every size as a fraction of H (the table: 0.1, 0.2, 0.5).')
+@shape_options
 @click.option('--workers', type=click.IntRange(min=1), default=None,
               help='Worker processes.  [default: all available cores]')
 @click.option('--preview', metavar='PATH', default=None, help='Also write a PNG grid of the first images here.')
@@ -90,11 +106,7 @@ def main(outdir, count, resolution, synth, seed, particles, size_policy, fix_siz
       python -m plugins.primitives --outdir ~/datasets/primitives-ps-256.zip --count 10000 \\
           --resolution 256 --synth primitives-ps --seed 0 --preview grid.png
     """
-    size = size_policy_text(size_policy, fix_size)
-    try:
-        check_settings(synth, particles, size)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="'--particles' / '--size-policy'") from None
+    settings = shape_settings(synth, particles, size_policy, fix_size)
     problem = _check_target(outdir, overwrite)
     if problem:
         raise click.BadParameter(problem, param_hint="'--outdir'")
@@ -108,8 +120,8 @@ def main(outdir, count, resolution, synth, seed, particles, size_policy, fix_siz
             raise click.BadParameter(problem, param_hint="'--preview'")
     workers = min(workers or available_cores(), count)
     kind = 'zip' if is_zip_path(outdir) else 'folder'
-    shapes = '' if synth == 'pinknoise' else f', {particles} shapes, size {size}'
+    shapes = '' if synth == 'pinknoise' else f', {particles} shapes, size {settings["size"]}'
     click.echo(f'Writing {count} {synth} images at {resolution}x{resolution} (seed {seed}{shapes}) '
                f'to {kind} {outdir} with {workers} worker(s)', err=True)
     write_dataset(outdir, synth, count, resolution, seed, workers=workers, overwrite=overwrite, preview=preview,
-                  particles=particles, size=size)
+                  **settings)
