@@ -225,12 +225,18 @@ def test_fid_is_zero_for_a_set_against_itself_and_grows_with_noise(inception, da
 def test_snapshot_fid_metric_end_to_end(tmp_path, dataset16, dataset_features):
     """fid50k_full's code (frechet_inception_distance.compute_fid with every real image) with 16 generated images
     instead of 50k, on a snapshot of a real run. With truncation_psi=0 and constant noise every generated image is
-    G's average image g, so the expected FID is |mu_real - f(g)|^2 + tr(S_real)."""
-    from metrics import frechet_inception_distance, metric_main, metric_utils
+    G's average image g, so the expected FID is |mu_real - f(g)|^2 + tr(S_real). The same for kmmd50k_full's code
+    (patch 0039), against the direct pairwise KMMD of those features."""
+    from metrics import frechet_inception_distance, kernel_mmd, metric_main, metric_utils
+    from tests.test_kernel_mmd import direct_kmmd
 
     @metric_main.register_metric
     def fid16_full(opts):
         return dict(fid16_full=frechet_inception_distance.compute_fid(opts, max_real=None, num_gen=16))
+
+    @metric_main.register_metric
+    def kmmd16_full(opts):
+        return dict(kmmd16_full=kernel_mmd.compute_kmmd(opts, max_real=None, num_gen=16))
 
     run_dir = train(tmp_path, dataset16, '--kimg', 0.01, '--aug', 'noaug', '--seed', 8)
     snapshot = max(run_dir.glob('network-snapshot-*.pkl'))
@@ -258,3 +264,8 @@ def test_snapshot_fid_metric_end_to_end(tmp_path, dataset16, dataset_features):
         url=INCEPTION_URL, file=network_file, sha256=sha256, resize=inception.metric_resize))  # patch 0038
     assert 'TF1' in inception.metric_resize
     assert fid(real, np.repeat(generated, 16, axis=0)) == pytest.approx(expected, rel=1e-6)
+
+    kmmd = metric_main.calc_metric('kmmd16_full', G=G, G_kwargs=G_kwargs, num_gpus=1, rank=0, cache=False,
+                                   dataset_kwargs=options['training_set_kwargs'], device=torch.device('cpu'))
+    assert kmmd.results.kmmd16_full == pytest.approx(direct_kmmd(real, np.repeat(generated, 16, axis=0)), rel=1e-5)
+    assert kmmd.results.kmmd16_full > 0.1 and kmmd.protocol == result.protocol
