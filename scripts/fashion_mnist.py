@@ -19,16 +19,14 @@ import json
 import os
 import shlex
 import shutil
-import zipfile
 from pathlib import Path
 
 import click
 import numpy as np
 import PIL.Image
 
-from plugins.primitives.writer import (ZIP_DATE_TIME, archive_name, encode_png, hidden_sibling,
-                                       remove_stale_siblings)
 from scripts import children
+from scripts.image_zip import write_labelled_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,25 +114,6 @@ def to_rgb(image, resolution):
     return np.repeat(padded[:, :, None], 3, axis=2)
 
 
-def write_zip(path, images, labels, resolution):
-    """Upstream's dataset layout (dataset_tool.py's), written to a temporary name and renamed into place."""
-    path = Path(path)
-    remove_stale_siblings(path)  # a killed earlier write's
-    temporary = Path(hidden_sibling(path, 'tmp'))
-    try:
-        with zipfile.ZipFile(temporary, 'w', compression=zipfile.ZIP_STORED) as archive:
-            names = []
-            for index, image in enumerate(images):
-                names.append(archive_name(index))
-                archive.writestr(zipfile.ZipInfo(names[-1], date_time=ZIP_DATE_TIME),
-                                 encode_png(to_rgb(image, resolution)))
-            labels_json = {'labels': [[name, int(label)] for name, label in zip(names, labels)]}
-            archive.writestr(zipfile.ZipInfo('dataset.json', date_time=ZIP_DATE_TIME), json.dumps(labels_json))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def dataset_paths(datadir, count, resolution):
     return Path(datadir) / f'fmnist{count}-{resolution}.zip', Path(datadir) / f'fmnist-full-{resolution}.zip'
 
@@ -175,8 +154,8 @@ def build_datasets(source, datadir, count, resolution, seed, reference_count=Non
     print(f'writing {train_zip} ({count} images) and {reference_zip} ({len(images[reference])} images) from '
           f'{source}')
     manifest_path.unlink(missing_ok=True)
-    write_zip(train_zip, images[subset], labels[subset], resolution)
-    write_zip(reference_zip, images[reference], labels[reference], resolution)
+    write_labelled_zip(train_zip, (to_rgb(image, resolution) for image in images[subset]), labels[subset])
+    write_labelled_zip(reference_zip, (to_rgb(image, resolution) for image in images[reference]), labels[reference])
     manifest_path.write_text(json.dumps(manifest, indent=2))
     return train_zip, reference_zip
 
