@@ -196,7 +196,7 @@ def build_loss(config, G, D, device, resolution, batch, seed=0, gamma=None):
 
 
 def run_facts(cls, seed, batch):
-    """The facts about the run that train.py passes a loss whose constructor asks for them by name (patch 0013)."""
+    """The facts about the run that train.py passes a loss whose constructor asks for them by name (patch 0010)."""
     return run_facts_for(cls, dict(random_seed=seed, training_set_size=TRAINING_SET_SIZE, batch_size=batch))
 
 

@@ -12,7 +12,7 @@ every block that runs in FP16 on a GPU records the largest |value| of what flows
 the phase's loss, and, for the penalties that differentiate a gradient (R1, DigGAN's), the gradient reaching the
 gradients the first backward pass made. FP16 holds 65504 at most: the printed headroom is 65504 over the largest
 value, and the ratio compares it with the baseline's (the first method's) largest value in the same phase. A GPU
-run counts what actually overflowed (Gradients/nonfinite/<phase>, patch 0035); this says where it can.
+run counts what actually overflowed (Gradients/nonfinite/<phase>, patch 0019); this says where it can.
 
 --snapshot PKL starts every method from a trained snapshot's G and D instead (at its resolution; any training
 config): the blocks that --cfg low_shot would run in FP16 (the 4 highest resolutions, from 8x8 up) are watched

@@ -102,7 +102,7 @@ def _load(path, device, from_env):
             parameter.requires_grad_(False)
         detector = InceptionFeatures(network, cache_tag=f'fid-helper-{hashlib.sha1(data).hexdigest()}').eval()
         resize = "bilinear to 299x299 as TF1's ResizeBilinear (upstream's network's, redone here)"
-    # What a metric row records of the network that measured it (upstream's metric code reads these, patch 0038).
+    # What a metric row records of the network that measured it (upstream's metric code reads these, patch 0034).
     detector.metric_file, detector.metric_sha256, detector.metric_resize = path, hashlib.sha256(data).hexdigest(), resize
     return detector
 

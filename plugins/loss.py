@@ -120,7 +120,7 @@ class Loss(StyleGAN2Loss):
     style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.
     `state_dict`/`load_state_dict` hold every method's state, the heuristics, the minibatch counters and pl_mean.
     train.py passes the facts about the run (`plugins.common.method.RUN_FACTS`: its seed, training-set size, ADA
-    target and batch, patch 0013; `xflip` and the optimizers' settings, patch 0026), for the methods that take them.
+    target and batch, patch 0010; `xflip` and the optimizers' settings, patch 0010), for the methods that take them.
     """
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, shared_heuristic=True,
@@ -188,7 +188,7 @@ class Loss(StyleGAN2Loss):
             method.begin_minibatch(self.tracker, rank, world_size, self.p_host.get(method.name))
 
     def after_minibatch(self, batch_idx):
-        """Called by the training loop (patch 0028) on every rank after each minibatch's phases, where it adjusts
+        """Called by the training loop (patch 0012) on every rank after each minibatch's phases, where it adjusts
         ADA's p; `batch_idx` counts the minibatches done. Moves each heuristic's p after every `interval`-th
         minibatch, as ADA moves its p."""
         adjusted = {}
@@ -201,7 +201,7 @@ class Loss(StyleGAN2Loss):
                 training_stats.report(f'{self.methods[name].stats_prefix}/eta', [eta] if eta == eta else [])
 
     def tick_stats(self):
-        """What the training loop reports once per tick (patch 0029): the methods' `tick_stats`."""
+        """What the training loop reports once per tick (patch 0014): the methods' `tick_stats`."""
         stats = {}
         for method in self._on('tick_stats'):
             stats.update(method.tick_stats(self.p_host.get(method.name)))
@@ -379,7 +379,7 @@ class Loss(StyleGAN2Loss):
 
     def state_dict(self):
         """Everything that adapts during training (not the networks), as copies, for exact resume; the training
-        loop saves it in every snapshot, copied to the CPU (patch 0008)."""
+        loop saves it in every snapshot, copied to the CPU (patch 0017)."""
         return {
             'methods': {name: method.state_dict() for name, method in self.methods.items()},
             'heuristics': {name: {k: v.clone() for k, v in h.state_dict().items()} for name, h in self.heuristics.items()},
@@ -389,7 +389,7 @@ class Loss(StyleGAN2Loss):
         }
 
     def per_process_state_dict(self):
-        """What each process holds for itself, saved per process (patch 0030): pl_mean and the methods' with
+        """What each process holds for itself, saved per process (patch 0017): pl_mean and the methods' with
         `per_process_state`."""
         return {'pl_mean': self.pl_mean.detach().clone(),
                 'methods': {name: method.state_dict() for name, method in self.methods.items() if method.per_process_state}}

@@ -3,7 +3,7 @@ a GPU, check that training uses them and that they agree with upstream's referen
 
     python scripts/check_cuda_ops.py            # exit 0 when every check that this machine allows passed
 
-Needs a CUDA build of PyTorch, nvcc and ninja. The toolkit is found as training finds it (patch 0033): CUDA_HOME,
+Needs a CUDA build of PyTorch, nvcc and ninja. The toolkit is found as training finds it (patch 0006): CUDA_HOME,
 else the toolkit of the nvcc on the PATH (a wrapper script is followed), with headers a minimal toolkit lacks taken
 from PyTorch's nvidia-* pip packages. Without a GPU it stops after the build (the kernels cannot run).
 """

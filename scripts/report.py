@@ -23,7 +23,7 @@ FID comes from the same metric in every run: --metric, else fid50k_full when som
 metric-fid*.jsonl name most runs have. A metric row's kimg is that of the tick it was computed at (rows written
 during training, matched by timestamp); for rows computed afterwards (calc_metrics.py on a snapshot) it is the
 last tick that saved that snapshot file (or the exact kimg in its name, network-snapshot-000000.104.pkl). Under the
-FID line the report lists what the metric measured, from the rows' `protocol` (patch 0038): the generated images,
+FID line the report lists what the metric measured, from the rows' `protocol` (patch 0034): the generated images,
 the reference set and the network.
 """
 
@@ -81,7 +81,7 @@ class Run(results.Run):
 
     @property
     def loss_options(self):
-        """The loss's options, without the facts about the run that train.py adds (patch 0013)."""
+        """The loss's options, without the facts about the run that train.py adds (patch 0010)."""
         return {k: v for k, v in self.options.get('loss_kwargs', {}).items() if k not in LOSS_KWARGS_NOT_OPTIONS}
 
     @property
@@ -384,7 +384,7 @@ class Report:
 def protocol_text(protocol):
     """A metric's protocol (`Run.protocols`: JSON text, or None) in words."""
     if protocol is None:
-        return 'not recorded (rows written before patch 0038, or a metric that computes no feature statistics)'
+        return 'not recorded (rows written before patch 0034, or a metric that computes no feature statistics)'
     protocol = json.loads(protocol)
     reference, network = protocol.get('reference', {}), protocol.get('network', {})
     words = [f'{protocol["generated"]} generated images' if 'generated' in protocol else None,

@@ -150,7 +150,7 @@ class Run:
         return reported(self.stats, key)
 
     def protocols(self, metric):
-        """The distinct protocols (what was measured, patch 0038) of the rows of metric-<metric>.jsonl, each as JSON
+        """The distinct protocols (what was measured, patch 0034) of the rows of metric-<metric>.jsonl, each as JSON
         text, or None for rows written without one."""
         path = self.path / f'metric-{metric}.jsonl'
         rows = read_metric_results(path) if path.is_file() else []

@@ -225,7 +225,7 @@ class Study:
 
 
 def tick_record(row):
-    """A stats.jsonl row as {stat: mean}, but for the non-finite gradient counts (patch 0035) their sum over the
+    """A stats.jsonl row as {stat: mean}, but for the non-finite gradient counts (patch 0019) their sum over the
     tick, the number of entries that nan_to_num replaced."""
     return {key: value['mean'] * (value['num'] if key.startswith('Gradients/nonfinite/') else 1)
             for key, value in row.items() if isinstance(value, dict) and value.get('num')}

@@ -308,7 +308,7 @@ def test_train_py_runs_and_reports(tmp_path, dataset16, monkeypatch, mode):
     if mode == 'fixed':
         assert last['ATopk/k']['mean'] == 2 and last['ATopk/fakes_used']['mean'] == 2
     written = json.loads((run_dir / 'training_options.json').read_text())['loss_kwargs']
-    assert written['training_set_size'] == 16 and written['random_seed'] == 0   # passed by train.py (patch 0013)
+    assert written['training_set_size'] == 16 and written['random_seed'] == 0   # passed by train.py (patch 0010)
     if mode == 'linear':  # 16 images: 4 in the first epoch (4 minibatches), then 2
         expected = np.mean([topk_gan_k(m * 4, 4, 0.5, 0.5, 16) for m in range(1, 13)])
         assert expected == pytest.approx(np.mean([4] * 3 + [2] * 9))

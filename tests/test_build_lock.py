@@ -1,4 +1,4 @@
-"""A custom-op build killed midway leaves torch's `lock`, on which every later build waited for ever (patch 0032):
+"""A custom-op build killed midway leaves torch's `lock`, on which every later build waited for ever (patch 0025):
 get_plugin's owner file lets a later process clear what a killed build left, and wait for a build in progress."""
 
 import os

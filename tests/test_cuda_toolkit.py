@@ -1,4 +1,4 @@
-"""How the custom ops find the CUDA toolkit and the headers a minimal one lacks (patch 0033), on made-up machines
+"""How the custom ops find the CUDA toolkit and the headers a minimal one lacks (patch 0006), on made-up machines
 laid out as real ones are: the audit's nvcc wrapper script outside the toolkit, PyTorch's nvidia-* pip packages."""
 
 import os
@@ -83,7 +83,7 @@ def test_no_nvcc_and_no_cuda_home_is_said_so(machine, monkeypatch):
 
 def test_a_build_stopped_by_a_missing_header_is_recorded_in_one_line(machine, monkeypatch):
     """get_plugin looks for the headers before compiling anything, and keeps the reason that train.py's start line
-    and training_options.json report (patch 0034)."""
+    and training_options.json report (patch 0026)."""
     (machine['pip_include'] / 'cusparse.h').unlink()
     monkeypatch.setattr(torch, '__file__', str(machine['site_packages'] / 'torch' / '__init__.py'))
     with pytest.raises(RuntimeError, match='cusparse.h is in none of'):

@@ -1,4 +1,4 @@
-"""A full disk (patch 0022): one clear error naming the file and the space it needed, no partial file left behind,
+"""A full disk (patch 0018): one clear error naming the file and the space it needed, no partial file left behind,
 and every earlier snapshot, stats row and log line whole. Runs on a small tmpfs, which needs root to mount."""
 
 import errno

@@ -1,4 +1,4 @@
-"""Tests of the KMMD metric (patch 0039, metrics/kernel_mmd.py): against a direct O(n^2) computation, zero for a
+"""Tests of the KMMD metric (patch 0033, metrics/kernel_mmd.py): against a direct O(n^2) computation, zero for a
 set against itself, and the closed-form value for two shifted Gaussians."""
 
 import math

@@ -1,4 +1,4 @@
-"""One launch mechanism (patch 0031): `--gpus 2` (spawned), `torchrun --nproc-per-node 2`, two torchrun "machines" of
+"""One launch mechanism (patch 0024): `--gpus 2` (spawned), `torchrun --nproc-per-node 2`, two torchrun "machines" of
 one process each on 127.0.0.1, and two processes started as srun starts them (SLURM variables set by hand) train the
 same run, bit for bit, on the CPU with gloo; two machines resume it exactly, and end together when one's process is
 killed."""

@@ -226,7 +226,7 @@ def test_snapshot_fid_metric_end_to_end(tmp_path, dataset16, dataset_features):
     """fid50k_full's code (frechet_inception_distance.compute_fid with every real image) with 16 generated images
     instead of 50k, on a snapshot of a real run. With truncation_psi=0 and constant noise every generated image is
     G's average image g, so the expected FID is |mu_real - f(g)|^2 + tr(S_real). The same for kmmd50k_full's code
-    (patch 0039), against the direct pairwise KMMD of those features."""
+    (patch 0033), against the direct pairwise KMMD of those features."""
     from metrics import frechet_inception_distance, kernel_mmd, metric_main, metric_utils
     from tests.test_kernel_mmd import direct_kmmd
 
@@ -261,7 +261,7 @@ def test_snapshot_fid_metric_end_to_end(tmp_path, dataset16, dataset_features):
     with open(network_file, 'rb') as f:
         sha256 = hashlib.sha256(f.read()).hexdigest()
     assert result.protocol == dict(reference=dict(path=str(dataset16), images=16), generated=16, network=dict(
-        url=INCEPTION_URL, file=network_file, sha256=sha256, resize=inception.metric_resize))  # patch 0038
+        url=INCEPTION_URL, file=network_file, sha256=sha256, resize=inception.metric_resize))  # patch 0034
     assert 'TF1' in inception.metric_resize
     assert fid(real, np.repeat(generated, 16, axis=0)) == pytest.approx(expected, rel=1e-6)
 

@@ -1,4 +1,4 @@
-"""--G-class/--D-class and their kwargs (patch 0024): a plugin network trains through train.py, is recorded, rides in
+"""--G-class/--D-class and their kwargs (patch 0009): a plugin network trains through train.py, is recorded, rides in
 the snapshot that generate.py and --resume load, and bad classes or options are refused before anything is
 written."""
 

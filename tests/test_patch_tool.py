@@ -96,10 +96,31 @@ def test_upstream_at_another_commit_is_refused(project):
     assert 'git submodule update stylegan2_ada' in result.stderr
 
 
-def test_the_docs_list_every_patch_of_the_series_in_order():
+GROUPS = ['compat', 'entry', 'harden', 'preset']  # in series order
+
+
+def patch_subject(path):
+    """(group, subject) from a patch's Subject header, folded lines joined: 'Subject: [PATCH 7/34] entry: Add ...'."""
+    header = path.read_text().split('\n\n', 1)[0]
+    subject = re.search(r'^Subject: \[PATCH \d+/\d+\] (.*?)\n(?!\s)', header + '\n', re.M | re.S)[1]
+    group, _, title = ' '.join(subject.split()).partition(': ')
+    return group, title
+
+
+def test_the_docs_list_every_patch_with_its_header_subject_under_its_group():
     patches = sorted((ROOT / 'patches').glob('[0-9][0-9][0-9][0-9]-*.patch'))
-    items = re.findall(r'^(\d+)\. \*\*', (ROOT / 'docs' / 'patches.md').read_text(), re.M)
-    assert [int(item) for item in items] == [int(path.name[:4]) for path in patches] == list(range(1, len(patches) + 1))
+    assert [int(path.name[:4]) for path in patches] == list(range(1, len(patches) + 1))
+    headers = [patch_subject(path) for path in patches]
+    groups = [group for group, _ in headers]
+    assert set(groups) == set(GROUPS) and groups == sorted(groups, key=GROUPS.index)  # each group one run, in order
+    assert all(path.name[5:].startswith(group + '-') for path, group in zip(patches, groups))
+    listed, group = [], None
+    for line in (ROOT / 'docs' / 'patches.md').read_text().splitlines():
+        if line.startswith('## ') and line[3:].split(':')[0] in GROUPS:
+            group = line[3:].split(':')[0]
+        elif item := re.match(r'^(\d+)\. \*\*(.+?)\*\*', line):
+            listed.append((int(item[1]), group, item[2]))
+    assert listed == [(n, group, title) for n, (group, title) in enumerate(headers, 1)]
 
 
 def test_no_patch_imports_a_project_package():

@@ -1,5 +1,5 @@
 """Snapshots are pickles: upstream's tools refuse one that names a function snapshots never hold, or that would forge
-memory through the arrays, NumPy scalars and tensors it builds (patch 0015), before it can run, and load it only
+memory through the arrays, NumPy scalars and tensors it builds (patch 0020), before it can run, and load it only
 when STYLEGAN2_TRUST_PICKLES=1 says the user trusts it."""
 
 import collections

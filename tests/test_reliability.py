@@ -150,7 +150,7 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
 
 
 def test_a_two_process_run_resumes_exactly_with_each_ranks_own_state(tmp_path, dataset16):
-    """Each rank's own state (patch 0030): upstream's pl_mean, DigGAN's smoothed norms and Diffusion-GAN's released
+    """Each rank's own state (patch 0017): upstream's pl_mean, DigGAN's smoothed norms and Diffusion-GAN's released
     timestep table. A two-process run resumed from its own snapshot after 8 minibatches (two adjustments) ends as
     the run that went on."""
     common = ['--gpus', 2, *DIFFUSION, '--ada-kimg', 0.1, '--loss', 'plugins.diggan.Loss',
@@ -196,7 +196,7 @@ def test_non_finite_logits_stop_the_run_naming_the_quantity(tmp_path, dataset16)
 
 
 def test_replaced_gradient_entries_are_counted_and_said(tmp_path, dataset16):
-    """Upstream's nan_to_num trains on through an infinite gradient (as 1e5); patch 0035 counts what it replaces."""
+    """Upstream's nan_to_num trains on through an infinite gradient (as 1e5); patch 0019 counts what it replaces."""
     run_dir = train(tmp_path, dataset16, '--kimg', 0.016, '--aug', 'noaug', '--loss',
                     'tests.probes.InfiniteBiasGradientLoss')
     stats = read_stats(run_dir)

@@ -273,5 +273,5 @@ def test_the_report_says_what_each_metric_measured(runs, tmp_path):
     text = build_report([runs['base1'], measured], tmp_path / 'report').path.read_text()
     assert ('- 50000 generated images; against /data/ffhq.zip (70000 images); network /n/default_1.pt (sha256 '
             '0123456789ab...); resize: bilinear: measured') in text
-    assert f'- not recorded (rows written before patch 0038, or a metric that computes no feature statistics): ' \
+    assert f'- not recorded (rows written before patch 0034, or a metric that computes no feature statistics): ' \
         f'{runs["base1"].name}' in text

@@ -133,7 +133,7 @@ def test_an_outdir_that_cannot_hold_runs_is_a_usage_error(tmp_path, dataset16, m
 
 
 def test_metric_data_is_the_reference_set_of_the_training_metrics(tmp_path, dataset16, monkeypatch):
-    """--metric-data (patch 0037): the metrics computed during training read that set instead of the training set;
+    """--metric-data (patch 0032): the metrics computed during training read that set instead of the training set;
     a set of another shape, or the option without metrics, is refused before anything is written."""
     import dnnlib
     from metrics import metric_main

@@ -33,7 +33,7 @@ def test_run_writes_stats_images_and_a_snapshot(ada_run):
     assert all(row[f'Gradients/nonfinite/{phase}']['mean'] == 0 for row in stats[1:] for phase in ('Gmain', 'Dmain'))
     assert stats[-1]['Progress/kimg']['mean'] >= 0.05
     assert 'Resources/peak_gpu_mem_gb' not in stats[-1]  # no CUDA: no GPU figures, and no crash
-    reference = 'reference (no CUDA GPU)'  # said at start and recorded, as a failed build would be (patch 0034)
+    reference = 'reference (no CUDA GPU)'  # said at start and recorded, as a failed build would be (patch 0026)
     assert options['cuda_ops'] == {'bias_act': reference, 'upfirdn2d': reference}
     assert f'Custom CUDA ops:    bias_act {reference}, upfirdn2d {reference}\n' in (ada_run / 'log.txt').read_text()
     fakes = sorted(ada_run.glob('fakes*.png'))

@@ -1,5 +1,5 @@
-"""Bad input to upstream's generate.py, calc_metrics.py and dataset_tool.py (patch 0020), style_mixing.py and
-projector.py (patch 0023): a clear error, a non-zero exit and nothing written; and the tools on grey networks."""
+"""Bad input to upstream's generate.py, calc_metrics.py, dataset_tool.py, style_mixing.py and projector.py (patch
+0022): a clear error, a non-zero exit and nothing written; and the tools on grey networks."""
 
 import hashlib
 

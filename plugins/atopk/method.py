@@ -34,7 +34,7 @@ class ATopk(Method):
       seed         seed of the Eq. 11 draws (identical on every rank, so k is too, with no communication); by default
                    the run's --seed, so runs with different seeds walk differently.
     train.py passes the run's seed, training-set size and batch (`random_seed`, `training_set_size`, `batch_size`,
-    patch 0013), so a k above the batch is refused before anything is written. On an endless synthetic stream
+    patch 0010), so a k above the batch is refused before anything is written. On an endless synthetic stream
     the size is its nominal 50,000, so 'topk_gan' epochs mean little there; use 'ramp'.
     The heuristic's p is reported as 'ATopk/p' in every mode but drives k only in 'adaptive' and adaptive 'worst'.
 

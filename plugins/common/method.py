@@ -7,7 +7,7 @@ regularisers stay the loss's own."""
 import inspect
 
 RUN_FACTS = ('random_seed', 'training_set_size', 'ada_target', 'batch_size', 'xflip', 'G_opt_kwargs', 'D_opt_kwargs',
-             'G_reg_interval', 'D_reg_interval')  # what train.py tells a loss about the run (patches 0013, 0026)
+             'G_reg_interval', 'D_reg_interval')  # what train.py tells a loss about the run (patch 0010)
 
 ROLES = {  # what one method at most may set (`Method.sets`), and how the refusal words it
     'g_main_loss': "G's main loss",
@@ -25,7 +25,7 @@ class Method:
     stats_prefix = None  # training_stats prefix of its quantities
     sets = ()  # the ROLES it takes, which no other method that is on may take
     reports_score_gap = False  # report mean D(x) - mean D(G(z)) as '<stats_prefix>/score_gap'
-    per_process_state = False  # its state differs between processes: saved and restored per process (patch 0030)
+    per_process_state = False  # its state differs between processes: saved and restored per process (patch 0017)
     aug = 'ada'  # train.py's --aug of its papers' runs: the README's and the studies' command for it
 
     @classmethod

@@ -1,5 +1,5 @@
 """What an augment pipe may give D: images, or (images, timesteps) from a pipe whose class sets `passes_timesteps`,
-which a D whose class sets `takes_timesteps` takes whole as its image argument (train.py pairs the two, patch 0025).
+which a D whose class sets `takes_timesteps` takes whole as its image argument (train.py pairs the two, patch 0013).
 Upstream's loss hands D the pipe's output as it is; the plugin loss needs the images alone for input gradients."""
 
 

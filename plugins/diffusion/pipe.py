@@ -34,7 +34,7 @@ class AugmentPipe(torch.nn.Module):
       'seeded':  the table is a function of (`seed`, number of adjustments), `seed` by default the run's --seed
                  (train.py passes it as random_seed), so every process holds the same one; t per image from
                  torch's generator.
-    The table is a buffer, kept per process (patch 0030) with the released draws, so a resumed run continues with
+    The table is a buffer, kept per process (patch 0017) with the released draws, so a resumed run continues with
     it. With a fixed --p, T follows p from the first batch
     (the released code leaves T at t_min until an adjustment, which a fixed p never makes).
 
@@ -70,7 +70,7 @@ class AugmentPipe(torch.nn.Module):
         self.schedule = dict(name=beta_schedule, beta_start=float(beta_start), beta_end=float(beta_end))
         self.t_min, self.t_max, self.noise_std, self.ts_dist = t_min, t_max, float(noise_std), ts_dist
         self.ada_maxp, self.draws = float(DEFAULT_ADA_MAXP if ada_maxp is None else ada_maxp), draws
-        self.per_process_buffers = ('table',) if draws == 'released' else ()  # patch 0030 keeps it per process
+        self.per_process_buffers = ('table',) if draws == 'released' else ()  # patch 0017 keeps it per process
         self.seed = int(random_seed if seed is None else seed)
         self.register_buffer('p', torch.zeros([], dtype=torch.float64))
         self.register_buffer('adjustments', torch.zeros([], dtype=torch.int64))

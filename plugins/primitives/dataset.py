@@ -105,7 +105,7 @@ class SyntheticDataset(Dataset):
         return self._load_raw_image(idx), np.zeros([0], dtype=np.float32)
 
     def make_sampler(self, rank, num_replicas, seed):
-        """The training order (patch 0014): upstream's shuffled order for a fixed set; draws 0, 1, 2, ... for a
+        """The training order (patch 0011): upstream's shuffled order for a fixed set; draws 0, 1, 2, ... for a
         stream, process `rank` taking every `num_replicas`-th, so the processes see disjoint fresh images."""
         if not self.is_stream:
             from torch_utils.misc import InfiniteSampler
