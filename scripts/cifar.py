@@ -1,7 +1,7 @@
 """CIFAR-10 and CIFAR-100 as ATop-k's Tables 8-9 use them, after DiffAugment's TensorFlow fork: the training split,
 its 20% and 10% subsets, and the test split (the metrics' reference), in upstream's dataset layout.
 
-    python scripts/cifar.py --source cifar-10-python.tar.gz --out ~/datasets
+    python scripts/cifar.py --source cifar-10-binary.tar.gz --out ~/datasets
 
 writes OUT/cifar10-train.zip (50,000 images), OUT/cifar10-train-20pct.zip (10,000), OUT/cifar10-train-10pct.zip
 (5,000) and OUT/cifar10-test.zip (10,000); from a CIFAR-100 archive the same names with cifar100. Class labels (for
@@ -14,8 +14,9 @@ shuffle.py of tensorflow-datasets 2.1.0, the version that fork asks for, and 3.2
 images on every machine. Every zip is written in that order.
 
 The source is one of the archives of https://www.cs.toronto.edu/~kriz/cifar.html: the binary version, which TFDS
-reads, or the python version (upstream's dataset_tool.py and torchvision read it), whose batches hold the same
-images in the same order. Python batches are read with an unpickler that builds NumPy arrays and nothing else.
+reads (so the subsets are exactly the fork's), or the python version (upstream's dataset_tool.py and torchvision
+read it), taken to hold the same batches in the same order; that was not checked here, as no CIFAR archive is at
+hand offline. Python batches are read with an unpickler that builds NumPy arrays and nothing else.
 """
 
 import hashlib
