@@ -120,7 +120,7 @@ class Loss(StyleGAN2Loss):
     style_mixing_prob, r1_gamma, pl_batch_shrink, pl_decay and pl_weight are taken as upstream takes them.
     `state_dict`/`load_state_dict` hold every method's state, the heuristics, the minibatch counters and pl_mean.
     train.py passes the facts about the run (`plugins.common.method.RUN_FACTS`: its seed, training-set size, ADA
-    target and batch, patch 0010; `xflip` and the optimizers' settings, patch 0010), for the methods that take them.
+    target and batch, `xflip` and the optimizers' settings; patch 0010), for the methods that take them.
     """
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, shared_heuristic=True,
