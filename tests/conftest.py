@@ -2,6 +2,7 @@
 
 import contextlib
 import importlib
+import inspect
 import json
 import subprocess
 import sys
@@ -33,8 +34,8 @@ def run_upstream(script, *args, check=True, timeout=900):
 @contextlib.contextmanager
 def as_a_new_process():
     """Run upstream's train.py main in this process as it runs in a fresh one: no statistics from an earlier run,
-    DataLoader workers started as it starts them (spawn, which a process can otherwise set only once), and the
-    global flags and random state it sets put back afterwards for the tests that follow."""
+    DataLoader workers that get the dataset and worker init as spawn gives them (see forked_workers_as_spawned),
+    and the global flags and random state it sets put back afterwards for the tests that follow."""
     import multiprocessing
 
     import numpy as np
@@ -47,15 +48,39 @@ def as_a_new_process():
     training_stats._counters.clear()
     training_stats._cumulative.clear()
     training_stats._sync_called = False
-    torch.multiprocessing.set_start_method = lambda method: set_start_method(method, force=True)
+    torch.multiprocessing.set_start_method = lambda method: set_start_method('fork', force=True)
     try:
-        yield
+        with forked_workers_as_spawned():
+            yield
     finally:
         set_start_method(start_method, force=True)
         torch.multiprocessing.set_start_method = set_start_method
         conv2d_gradfix.enabled, grid_sample_gradfix.enabled = flags
         torch.set_rng_state(random_state[0])
         np.random.set_state(random_state[1])
+
+
+@contextlib.contextmanager
+def forked_workers_as_spawned():
+    """DataLoader workers forked, not spawned: a spawned worker imports torch again, about 1.8 s of each short run.
+    Each forked worker still gets what a spawned one gets, the dataset and its worker init through pickle: its own
+    zip handle (a forked copy would share the file offset with the training process) and a check that they pickle.
+    Subprocess tests (test_launch.py, test_same_seed_as_upstream.py) run the spawned path itself."""
+    import pickle
+
+    from torch.utils.data._utils import worker
+    worker_loop = worker._worker_loop
+
+    def as_if_unpickled(*args, **kwargs):
+        bound = inspect.signature(worker_loop).bind(*args, **kwargs)
+        for name in ('dataset', 'init_fn'):
+            bound.arguments[name] = pickle.loads(pickle.dumps(bound.arguments[name]))
+        return worker_loop(*bound.args, **bound.kwargs)
+    worker._worker_loop = as_if_unpickled
+    try:
+        yield
+    finally:
+        worker._worker_loop = worker_loop
 
 
 def invoke_tool(script, *args):
