@@ -101,13 +101,14 @@ class Study:
     """The runs of one invocation and the pipeline of each (see the module docstring)."""
 
     def __init__(self, outdir, results, cfg, kimg, pretrain_kimg, snap_kimg, metric, metric_points, curve_points,
-                 train_zip, reference_zip, resolution, hours, commit, dry_run, estimate_scale=1.0):
+                 train_zip, reference_zip, resolution, hours, commit, dry_run, estimate_scale=1.0, grid=None):
         self.outdir, self.results, self.cfg = Path(outdir), Path(results), cfg
         self.kimg, self.pretrain_kimg, self.snap_kimg = kimg, pretrain_kimg, snap_kimg
         self.metric, self.metric_points, self.curve_points = metric, metric_points, curve_points
         self.train_zip, self.reference_zip, self.resolution = Path(train_zip), Path(reference_zip), resolution
         self.deadline = time.time() + hours * 3600
         self.commit, self.dry_run, self.estimate_scale = commit, dry_run, estimate_scale
+        self.grid = grid  # train.py's --grid, or None for upstream's grid size
         self.lock = threading.Lock()
         self.pretrained = None  # the pretraining's last snapshot, once it exists
         self.pretrained_sha = None  # and its sha256: every fine-tuning recorded must start from the same one
@@ -126,7 +127,8 @@ class Study:
         snap = max(1, round(self.snap_kimg / TICK_KIMG.get(self.cfg, 4)))
         return [sys.executable, 'stylegan2_ada/train.py', '--outdir', str(self.run_outdir(name, seed)), '--data',
                 *data, '--cfg', self.cfg, '--kimg', f'{kimg:g}', '--seed', str(seed), '--snap', str(snap),
-                '--metrics', 'none', '--workers', '1', *config_args(name, kimg, self.pretrained)]
+                '--metrics', 'none', '--workers', '1', *(['--grid', str(self.grid)] if self.grid else []),
+                *config_args(name, kimg, self.pretrained)]
 
     def check_commands(self, names, seeds):
         """Let train.py --dry-run check each configuration's options (with the largest seed), all in one process, before
@@ -428,10 +430,12 @@ def schedule(study, names, seeds, jobs):
               help='Metric reference zip [default: the first 5,000 Fashion-MNIST training images].')
 @click.option('--estimate-scale', type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="The default estimates' factor until this study has measured runs (below 1 on a GPU).")
+@click.option('--grid', type=click.IntRange(min=1), default=None,
+              help="train.py's --grid: snapshot image grids of at most N x N [default: upstream's size].")
 @click.option('--commit', is_flag=True, help='git commit RESULTS after each finished run.')
 @click.option('--dry-run', is_flag=True, help='Print the plan and the commands; run nothing.')
 def main(outdir, results, kimg, pretrain_kimg, seeds, configs, cfg, snap_kimg, metric, metric_points, curve_points,
-         jobs, hours, data, reference, estimate_scale, commit, dry_run):
+         jobs, hours, data, reference, estimate_scale, grid, commit, dry_run):
     """The CPU study (see the module docstring)."""
     seeds = parse_seeds(seeds)
     names = [name.strip() for name in configs.split(',') if name.strip()]
@@ -457,7 +461,8 @@ def main(outdir, results, kimg, pretrain_kimg, seeds, configs, cfg, snap_kimg, m
     from training.dataset import ImageFolderDataset
     resolution = ImageFolderDataset(str(data)).resolution if Path(data).is_file() else 32
     study = Study(outdir, results, cfg, kimg, pretrain_kimg or kimg, snap_kimg, metric, metric_points, curve_points,
-                  Path(data).resolve(), Path(reference).resolve(), resolution, hours, commit, dry_run, estimate_scale)
+                  Path(data).resolve(), Path(reference).resolve(), resolution, hours, commit, dry_run, estimate_scale,
+                  grid)
     runs = len(names) * len(seeds) + ('finetune' in names)
     print(f'Plan: {runs} runs ({", ".join(names)} x seeds {", ".join(map(str, seeds))}'
           f'{" + one pretraining" if "finetune" in names else ""}), {kimg:g} kimg each, adaptive speeds '

@@ -21,6 +21,15 @@ def study(*args, check=True):
                           text=True, check=check)
 
 
+def study_output(*args):
+    """The study's output with these arguments, run in this process (a new one would import torch again; its
+    training runs are child processes either way); it must succeed."""
+    from study import cpu
+    result = CliRunner().invoke(cpu.main, list(map(str, args)), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 @pytest.fixture(scope='module')
 def tiny_zip(tmp_path_factory):
     path = tmp_path_factory.mktemp('study') / 'tiny.zip'
@@ -31,9 +40,9 @@ def tiny_zip(tmp_path_factory):
 
 
 def test_plan_compresses_every_adaptive_speed_to_a_quarter_of_the_run(tmp_path, tiny_zip):
-    result = study('--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--kimg', 40, '--seeds', '0,1',
-                   '--data', tiny_zip, '--reference', tiny_zip, '--dry-run')
-    commands = [line for line in result.stdout.splitlines() if 'train.py' in line]
+    output = study_output('--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--kimg', 40, '--seeds',
+                          '0,1', '--data', tiny_zip, '--reference', tiny_zip, '--dry-run')
+    commands = [line for line in output.splitlines() if 'train.py' in line]
     assert len(commands) == 2 * 9 + 1  # nine configurations, two seeds, one pretraining
     by_run = {line.split('--outdir ')[1].split()[0].rpartition('/')[2]: line for line in commands}
     assert "--data 'synth:primitives-ps?res=16&seed=0'" in by_run['pretrain-seed0']  # two workers: in either order
@@ -43,7 +52,7 @@ def test_plan_compresses_every_adaptive_speed_to_a_quarter_of_the_run(tmp_path, 
     assert '"mode": "linear"' in by_run['linear-topk-seed0'] and '--aug noaug' in by_run['stylegan2-seed1']
     assert '--resume PRETRAINED' in by_run['finetune-seed0'] and '--aug plugins.diffaug.AugmentPipe' in \
         by_run['finetune-seed0']
-    metrics = [line for line in result.stdout.splitlines() if 'calc_metrics.py' in line]
+    metrics = [line for line in output.splitlines() if 'calc_metrics.py' in line]
     assert sum('stylegan2-seed0' in line for line in metrics) == 2  # half-way and the end
     assert sum('finetune-seed0' in line for line in metrics) == 5   # the Primitives-PS curve
     assert not (tmp_path / 'out').exists() and not (tmp_path / 'results').exists()
@@ -84,14 +93,14 @@ def test_a_finished_run_counts_only_for_the_command_that_made_it(tmp_path):
 
 def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip):
     common = ['--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--kimg', 0.02, '--seeds', 0,
-              '--configs', 'finetune', '--snap-kimg', 0.1, '--metric', 'none', '--jobs', 1,
+              '--configs', 'finetune', '--snap-kimg', 0.1, '--metric', 'none', '--jobs', 1, '--grid', 4,
               '--data', tiny_zip, '--reference', tiny_zip]
-    first = study(*common)
-    assert '2 of 2 runs done.' in first.stdout  # the pretraining, then the fine-tuning that waited for it
+    assert '2 of 2 runs done.' in study_output(*common)  # the pretraining, then the fine-tuning that waited for it
     for name in ('pretrain-seed0', 'finetune-seed0'):
         run = tmp_path / 'results' / 'runs' / name
         done = json.loads((run / 'done.json').read_text())
         assert done['command'][0] == 'python' and '{OUTDIR}' in ' '.join(done['command'])
+        assert '--grid 4' in ' '.join(done['command'])  # fakes grids of 4 x 4 images
         assert done['metric'] == {'name': None, 'kimg': []}
     run = tmp_path / 'results' / 'runs' / 'finetune-seed0'
     assert sorted(p.name for p in run.iterdir()) == ['done.json', 'fakes-final.png', 'probes.jsonl',
@@ -102,16 +111,17 @@ def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip
     trained = only_run(tmp_path / 'out' / 'runs' / 'finetune-seed0')
     (trained / 'probes.jsonl').write_text(json.dumps({k: v for k, v in probes[0].items() if k != 'rotation_rate'})
                                           + '\n' + json.dumps(probes[1]) + '\n')
-    subprocess.run([sys.executable, '-m', 'study.probes', '--run', trained, '--data', tiny_zip, '--reference',
-                    tiny_zip], cwd=ROOT, check=True, capture_output=True)  # a row without a field is probed again
+    from study import probes as probes_command  # a row without a field is probed again
+    assert CliRunner().invoke(probes_command.main, ['--run', str(trained), '--data', str(tiny_zip), '--reference',
+                                                    str(tiny_zip)], catch_exceptions=False).exit_code == 0
     assert [json.loads(line) for line in (trained / 'probes.jsonl').read_text().splitlines()] == probes
     finetune = json.loads((tmp_path / 'results' / 'runs' / 'finetune-seed0' / 'training_options.json').read_text())
     assert finetune['resume_pkl'].endswith('.pkl') and 'pretrain-seed0' in finetune['resume_pkl']
     assert (tmp_path / 'results' / 'tables.md').is_file() and (tmp_path / 'results' / 'figures' / 'fakes.png').is_file()
 
-    again = study(*common)
-    assert 'finetune seed 0: already in' in again.stdout
-    assert 'train.py' not in again.stdout and '1 of 1 runs done.' in again.stdout
+    again = study_output(*common)
+    assert 'finetune seed 0: already in' in again
+    assert 'train.py' not in again and '1 of 1 runs done.' in again
 
     pretrained = max((tmp_path / 'out' / 'runs' / 'pretrain-seed0').glob('*/network-snapshot-*.pkl'))
     sha = hashlib.sha256(pretrained.read_bytes()).hexdigest()
@@ -120,14 +130,14 @@ def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip
         assert json.loads((tmp_path / 'results' / 'runs' / name / 'done.json').read_text())['pretrained_sha256'] == sha
     finetune_done.write_text(json.dumps(dict(json.loads(finetune_done.read_text()), pretrained_sha256='other')))
     (tmp_path / 'out' / 'runs' / 'finetune-seed0' / 'pretrained.sha256').write_text('other')
-    pinned = study(*common)  # a fine-tuning from another pretrained snapshot is trained again, the pretraining not
-    trained = ''.join(line.split('--data')[0] for line in pinned.stdout.splitlines() if 'train.py' in line)
+    pinned = study_output(*common)  # a fine-tuning from another pretrained snapshot is trained again, not the pretraining
+    trained = ''.join(line.split('--data')[0] for line in pinned.splitlines() if 'train.py' in line)
     assert 'finetune-seed0' in trained and 'pretrain-seed0' not in trained
     assert json.loads(finetune_done.read_text())['pretrained_sha256'] == sha
-    longer = study(*[arg if arg != 0.02 else 0.03 for arg in common[:-4]], '--configs', 'stylegan2', '--data',
-                   tiny_zip, '--reference', tiny_zip, '--hours', 1e-4)
-    assert 'more than is left; left for a later invocation' in longer.stdout  # another command, no time for it
-    assert '0 of 1 runs done, 1 left for a later invocation.' in longer.stdout
+    longer = study_output(*[arg if arg != 0.02 else 0.03 for arg in common[:-4]], '--configs', 'stylegan2', '--data',
+                          tiny_zip, '--reference', tiny_zip, '--hours', 1e-4)
+    assert 'more than is left; left for a later invocation' in longer  # another command, no time for it
+    assert '0 of 1 runs done, 1 left for a later invocation.' in longer
 
 
 def only_run(outdir):
@@ -247,10 +257,13 @@ def test_report_tables_from_recorded_runs(tmp_path):
 
 
 def test_a_configuration_the_data_cannot_take_is_refused_before_the_first_run(tmp_path, tiny_zip):
-    for dry_run in ([], ['--dry-run']):
-        result = study('--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--configs', 'ada,insgen',
-                       '--data', tiny_zip, '--reference', tiny_zip, *dry_run, check=False)
-        assert result.returncode == 2, result.stderr
-        assert ('train.py rejects the options of the insgen seed 2 run: --loss: the default queue size, 5% of the 16 '
-                'images, is 0') in result.stderr
-        assert not (tmp_path / 'out').exists() and not (tmp_path / 'results').exists()
+    from study import cpu
+    args = ['--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--configs', 'ada,insgen', '--data',
+            tiny_zip, '--reference', tiny_zip]
+    message = ('train.py rejects the options of the insgen seed 2 run: --loss: the default queue size, 5% of the 16 '
+               'images, is 0')
+    result = study(*args, check=False)  # through a real process once
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    dry_run = CliRunner().invoke(cpu.main, [*map(str, args), '--dry-run'])
+    assert dry_run.exit_code == 2 and message in dry_run.output, dry_run.output
+    assert not (tmp_path / 'out').exists() and not (tmp_path / 'results').exists()
