@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 from tests.conftest import ROOT, assert_same, read_stats
 
-TRAIN = ['--cfg', 'cpu', '--kimg', '0.016', '--snap', '1', '--metrics', 'none', '--workers', '1', '--grid', '4']
+# Ticks end at 0.004 kimg (upstream's tick 0: one minibatch of 4), 0.016, 0.028 and 0.032, each with a snapshot.
+TRAIN = ['--cfg', 'cpu', '--tick', '0.012', '--snap', '1', '--metrics', 'none', '--workers', '1', '--grid', '4']
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run']
 
 
@@ -40,17 +41,20 @@ def finish(*processes):
         assert process.returncode == 0, output[-3000:]
 
 
-def trained(outdir):
-    snapshot = snapshot_of(outdir)
+def trained(outdir, kimg='000000.016'):
+    """The networks of the run's snapshot at kimg and its stats rows up to there."""
+    snapshot = snapshot_of(outdir, kimg)
     (run_dir,) = [path for path in outdir.iterdir() if path.is_dir()]
     stats = [{key: value for key, value in row.items() if not key.startswith(('Timing/', 'Resources/', 'timestamp'))}
-             for row in read_stats(run_dir)]
+             for row in read_stats(run_dir) if row['Progress/kimg']['mean'] <= float(kimg) + 1e-9]
     return {name: snapshot[name].state_dict() for name in ('G', 'D', 'G_ema')}, stats
 
 
-def snapshot_of(outdir):
+def snapshot_of(outdir, kimg=None):
+    """The run's snapshot at kimg (as snapshot names spell it), or its last."""
     (run_dir,) = [path for path in outdir.iterdir() if path.is_dir()]  # one run directory, whoever created it
-    with open(max(run_dir.glob('network-snapshot-*.pkl')), 'rb') as f:
+    path = run_dir / f'network-snapshot-{kimg}.pkl' if kimg else max(run_dir.glob('network-snapshot-*.pkl'))
+    with open(path, 'rb') as f:
         return pickle.load(f)
 
 
@@ -67,9 +71,11 @@ def launch_dir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def runs(launch_dir, dataset16):
+    """Each launcher's run of 0.016 kimg, and `--gpus 2` (spawned) trained on to 0.032 kimg, the straight run the
+    resume test compares with."""
     out = launch_dir
-    args = lambda name: ['train.py', '--outdir', out / name, '--data', dataset16, *TRAIN]  # noqa: E731
-    finish(start([sys.executable, *args('spawn'), '--gpus', '2']))
+    args = lambda name: ['train.py', '--outdir', out / name, '--data', dataset16, *TRAIN, '--kimg', 0.016]  # noqa: E731
+    finish(start([sys.executable, *args('spawn')[:-2], '--kimg', 0.032, '--gpus', '2']))
     finish(start([*TORCHRUN, '--nproc-per-node', '2', '--master-port', free_port(), *args('torchrun')]))
     finish(*two_machines(*args('two-machines')))
     slurm = dict(SLURM_NTASKS='2', SLURM_JOB_NODELIST='localhost', SLURM_JOB_ID=str(free_port()))
@@ -90,11 +96,10 @@ def test_two_machines_resume_a_run_exactly_as_it_would_have_gone_on(runs, launch
     """The two-machine run of 0.016 kimg, resumed by two machines to 0.032, equals `--gpus 2` trained straight to 0.032:
     networks, the pipe's p and each process's random state."""
     first = max((launch_dir / 'two-machines').glob('*/network-snapshot-*.pkl'))
-    args = lambda name: ['train.py', '--outdir', tmp_path / name, '--data', dataset16, *TRAIN[:2], '--kimg', 0.032,  # noqa: E731
-                         *TRAIN[4:]]
-    finish(start([sys.executable, *args('straight'), '--gpus', '2']))
-    finish(*two_machines(*args('resumed'), '--resume', first))
-    straight, resumed = snapshot_of(tmp_path / 'straight'), snapshot_of(tmp_path / 'resumed')
+    finish(*two_machines('train.py', '--outdir', tmp_path / 'resumed', '--data', dataset16, *TRAIN, '--kimg', 0.032,
+                         '--resume', first))
+    straight, resumed = snapshot_of(launch_dir / 'spawn'), snapshot_of(tmp_path / 'resumed')
+    assert straight['training_state']['cur_nimg'] == 32
     assert resumed['training_state']['cur_nimg'] == 32 and len(resumed['training_state']['rng']) == 2
     state = lambda snapshot: {key: value for key, value in snapshot['training_state'].items()  # noqa: E731
                               if key != 'cur_tick'}  # a resumed run starts with a tick of its own
@@ -107,7 +112,7 @@ def test_a_process_killed_on_one_machine_ends_the_run_on_the_other_within_second
     """gloo: the surviving process's next collective fails on the closed connection and torchrun ends; the snapshot
     written before the kill stays complete."""
     out = tmp_path / 'runs'
-    args = ['train.py', '--outdir', out, '--data', dataset16, *TRAIN[:2], '--kimg', 10, *TRAIN[4:]]
+    args = ['train.py', '--outdir', out, '--data', dataset16, *TRAIN, '--kimg', 10]
     nodes = two_machines(*args)
     try:
         deadline = time.monotonic() + 300
