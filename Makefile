@@ -1,4 +1,5 @@
-# Two commands for a fresh clone: `make demo` (set up, then a 10-minute plugin run on Fashion-MNIST) and `make test`.
+# Two commands for a fresh clone: `make demo` (set up, then a 10-minute plugin run on Fashion-MNIST) and `make test`;
+# `make test-all` (CI) adds the slow end-to-end tests.
 PYTHON ?= python3
 TORCH  ?= torch==2.13.0
 VENV   := .venv
@@ -6,7 +7,7 @@ PY     := $(VENV)/bin/python
 TEST_WORKERS ?= 2
 UPSTREAM_URL := https://github.com/NVlabs/stylegan2-ada-pytorch.git
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-all
 
 setup: $(VENV)/.installed
 	@git submodule update --init stylegan2_ada || { \
@@ -29,6 +30,12 @@ $(VENV)/.installed: requirements.txt
 demo: setup
 	$(PY) scripts/demo.py
 
-# Two pytest workers, one thread each: the tests are mostly single-threaded CPU training runs.
+# Two pytest workers, one thread each: the tests are mostly single-threaded CPU training runs. `make test` leaves
+# out the tests marked slow (several training processes, whole scripts end to end); `make test-all` runs them too.
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
+
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope tests
+	$(PYTEST) -m 'not slow' tests
+
+test-all: setup
+	$(PYTEST) tests

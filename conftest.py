@@ -13,6 +13,10 @@ UPSTREAM = ROOT / 'stylegan2_ada'
 
 
 def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: several training processes, a whole script end to end (launchers, the '
+                            'studies, the pretrain/fine-tune protocol, the released-fork harness, the benchmark, the '
+                            'demo) or statistics over thousands of synthesized images; `make test` leaves these out, '
+                            '`make test-all` and CI run them')
     if not (UPSTREAM / 'train.py').exists():
         pytest.exit('stylegan2_ada/ is empty: the upstream submodule is not initialised. Run `make test` '
                     '(or `git submodule update --init stylegan2_ada`); offline, see README.md "Offline machines".', returncode=3)

@@ -30,6 +30,7 @@ def method_lines(lines, names):
     return rows
 
 
+@pytest.mark.slow
 def test_one_line_per_method_and_the_baseline_against_itself():
     lines = compare('--minibatches', 8, '--repeats', 3,
                     '--method', 'base=training.loss.StyleGAN2Loss', '--method', 'again=training.loss.StyleGAN2Loss',
@@ -58,6 +59,7 @@ def importable(class_name):
         return False
 
 
+@pytest.mark.slow
 def test_default_methods_with_two_augmentations():
     lines = compare('--minibatches', 4, '--repeats', 1, '--no-memory',
                     '--aug', 'noaug', '--aug', 'plugins.diffaug.AugmentPipe')
@@ -96,6 +98,7 @@ def test_bad_options_are_usage_errors(args, message):
     assert result.exit_code == 2 and message in result.output, result.output
 
 
+@pytest.mark.slow
 def test_diffusion_pipe_against_adas_with_the_timestep_discriminator():
     lines = compare('--minibatches', 2, '--repeats', 1, '--no-memory', '--method', 'base=training.loss.StyleGAN2Loss',
                     '--aug', 'ada', '--aug', 'plugins.diffusion.AugmentPipe', '--D-class', 'plugins.diffusion.Discriminator')

@@ -29,6 +29,7 @@ def harness(fork, dataset, *extra):
                            args, '--minibatches', '6', *extra], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_same_loop_is_equal_bit_for_bit(fork, dataset16):
     result = harness(fork, dataset16)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -36,6 +37,7 @@ def test_the_same_loop_is_equal_bit_for_bit(fork, dataset16):
     assert 'compared: 6 minibatches' in result.stdout and 'result: equal bit for bit' in result.stdout
 
 
+@pytest.mark.slow
 def test_a_planted_change_is_found_at_its_minibatch(fork, dataset16, tmp_path):
     planted = tmp_path / 'planted'
     shutil.copytree(fork, planted)
@@ -49,6 +51,7 @@ def test_a_planted_change_is_found_at_its_minibatch(fork, dataset16, tmp_path):
     assert 'result: first difference: Loss/scores/fake in minibatch 4, phase Gmain' in result.stdout
 
 
+@pytest.mark.slow
 def test_timing_gives_each_sides_time_and_their_ratio(fork, dataset16):
     result = harness(fork, dataset16, '--time', '--repeats', '1', '--warmup', '2')
     assert result.returncode == 0, result.stdout + result.stderr

@@ -7,10 +7,12 @@ import sys
 
 import click
 import PIL.Image
+import pytest
 
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_the_demo_trains_the_plugins_renders_images_and_writes_the_report(tmp_path):
     result = subprocess.run([sys.executable, 'scripts/demo.py', '--kimg', '0.02', '--synthetic', '--outdir', tmp_path],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)

@@ -30,6 +30,7 @@ def tiny_study(tmp_path_factory):
     return root / 'out', root / 'work', result
 
 
+@pytest.mark.slow
 def test_tiny_study_returns_its_results_within_the_machines_limits(tiny_study):
     out, work, result = tiny_study
     assert result.returncode == 0, result.stdout + result.stderr
@@ -71,6 +72,7 @@ def test_tiny_study_returns_its_results_within_the_machines_limits(tiny_study):
         assert len(snapshots) == 1  # each deleted once probed and no longer the last
 
 
+@pytest.mark.slow
 def test_plan_of_the_real_study_fits_and_refuses_what_does_not(tmp_path, monkeypatch, tiny_study):
     _out, work, _ = tiny_study
     data = tmp_path / 'data'
@@ -116,6 +118,7 @@ def test_samples_pass_upstreams_uint8_conversion_unchanged():
     assert torch.equal(out[3], torch.zeros_like(out[3]))  # past the end: dropped by FeatureStats
 
 
+@pytest.mark.slow
 def test_score_is_the_frechet_distance_of_the_samples_and_reference_features(tmp_path, monkeypatch, tiny_study):
     """Upstream's metric path over the samples, with a cheap detector in place of Inception, against the distance
     computed here from the same features."""

@@ -84,6 +84,7 @@ def runs(launch_dir, dataset16):
     return {name: trained(out / name) for name in ('spawn', 'torchrun', 'two-machines', 'srun')}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('launcher', ['torchrun', 'two-machines', 'srun'])
 def test_every_launcher_trains_the_run_that_gpus_2_spawns(runs, launcher):
     (networks, stats), (spawned, spawned_stats) = runs[launcher], runs['spawn']
@@ -92,6 +93,7 @@ def test_every_launcher_trains_the_run_that_gpus_2_spawns(runs, launcher):
     assert stats == spawned_stats and len(stats) == 2
 
 
+@pytest.mark.slow
 def test_two_machines_resume_a_run_exactly_as_it_would_have_gone_on(runs, launch_dir, dataset16, tmp_path):
     """The two-machine run of 0.016 kimg, resumed by two machines to 0.032, equals `--gpus 2` trained straight to 0.032:
     networks, the pipe's p and each process's random state."""
@@ -108,6 +110,7 @@ def test_two_machines_resume_a_run_exactly_as_it_would_have_gone_on(runs, launch
         assert_same(straight[name].state_dict(), resumed[name].state_dict(), name)
 
 
+@pytest.mark.slow
 def test_a_process_killed_on_one_machine_ends_the_run_on_the_other_within_seconds(tmp_path, dataset16):
     """gloo: the surviving process's next collective fails on the closed connection and torchrun ends; the snapshot
     written before the kill stays complete."""
@@ -192,6 +195,7 @@ if __name__ == '__main__':
 '''
 
 
+@pytest.mark.slow
 def test_calc_metrics_shares_one_metric_between_torchruns_processes(runs, launch_dir, dataset16, tmp_path):
     """The same metric by one process, by --gpus 2 (spawned) and by torchrun's two processes: one result each,
     written by rank 0 alone, every image counted once."""

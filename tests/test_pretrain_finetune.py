@@ -80,6 +80,7 @@ def protocol(target, tmp_path_factory):
     return outdir, result.stdout
 
 
+@pytest.mark.slow
 def test_runs_are_laid_out_and_reported(protocol, target):
     outdir, stdout = protocol
     assert sorted(p.name for p in outdir.iterdir()) == ['data', 'finetune', 'pretrain', 'scratch']
@@ -108,6 +109,7 @@ def test_released_settings_fill_in_what_the_user_leaves_out():
     assert with_released_defaults(['--aug', 'ada', '--cfg', 'cpu']) == ['--aug', 'ada', '--cfg', 'cpu']
 
 
+@pytest.mark.slow
 def test_on_the_fly_pretraining_streams_fresh_images_by_default(target, tmp_path):
     """Also with an ablation of the supplement's Table 1 (Rand sizes, 50 shapes), which the stream's path carries."""
     result = succeed('--target', target, '--outdir', tmp_path / 'out', '--seed', SEED, '--on-the-fly',
@@ -120,6 +122,7 @@ def test_on_the_fly_pretraining_streams_fresh_images_by_default(target, tmp_path
     assert f'pretraining data:  {path}' in result.stdout
 
 
+@pytest.mark.slow
 def test_finetune_resumes_from_the_last_pretraining_snapshot(protocol):
     outdir, stdout = protocol
     pretrain, finetune, scratch = (only_run(outdir / stage) for stage in ('pretrain', 'finetune', 'scratch'))
@@ -134,6 +137,7 @@ def test_finetune_resumes_from_the_last_pretraining_snapshot(protocol):
     assert [options(run_dir)['random_seed'] for run_dir in (pretrain, finetune, scratch)] == [SEED] * 3
 
 
+@pytest.mark.slow
 def test_finetune_starts_from_the_pretrained_networks_and_scratch_from_fresh_ones(protocol):
     outdir, _ = protocol
     pretrain, finetune, scratch = (only_run(outdir / stage) for stage in ('pretrain', 'finetune', 'scratch'))
@@ -150,6 +154,7 @@ def test_finetune_starts_from_the_pretrained_networks_and_scratch_from_fresh_one
         assert largest_difference(fresh[name], pretrained[name]) > 2 * ONE_ITERATION_BOUND
 
 
+@pytest.mark.slow
 def test_on_the_fly_pretraining_equals_pretraining_on_the_zip(protocol, target, tmp_path):
     outdir, _ = protocol
     result = succeed('--target', target, '--outdir', tmp_path / 'out', '--count', 16, '--seed', SEED, '--on-the-fly',
@@ -169,6 +174,7 @@ def test_on_the_fly_pretraining_equals_pretraining_on_the_zip(protocol, target, 
     assert options(only_run(tmp_path / 'out' / 'finetune'))['resume_pkl'] == str(snapshot)
 
 
+@pytest.mark.slow
 def test_pretrained_skips_synthesis_and_pretraining(protocol, target, tmp_path):
     outdir, _ = protocol
     snapshot = max(only_run(outdir / 'pretrain').glob('network-snapshot-*.pkl'))
@@ -181,6 +187,7 @@ def test_pretrained_skips_synthesis_and_pretraining(protocol, target, tmp_path):
                                   pixels(last_fakes(only_run(outdir / 'pretrain'))))
 
 
+@pytest.mark.slow
 def test_freezed_fine_tuning_keeps_the_first_d_layers_with_a_plugin_loss(protocol, target, tmp_path):
     """FreezeD (upstream's --freezed) with a plugin: D's first layers from its input (upstream's layer index:
     b16.fromrgb 0, b16.conv0 1, ...) stay the pretrained ones, every other trained tensor moves."""
@@ -234,6 +241,7 @@ def test_unusable_target_images_are_refused(tmp_path, size, mode, message):
                    "Invalid value for '--target'", str(target), message)
 
 
+@pytest.mark.slow
 def test_pretrained_network_of_another_resolution_is_refused(protocol, tmp_path):
     outdir, _ = protocol
     snapshot = max(only_run(outdir / 'pretrain').glob('network-snapshot-*.pkl'))

@@ -479,6 +479,7 @@ STATISTICS = {
 DISTRIBUTION_IMAGES = 400       # The pink-noise colour cast varies so much between images that 120 give +-20%.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', synth.SYNTHESIZERS)
 def test_written_images_match_the_released_distributions(tmp_path, name):
     target = tmp_path / name
@@ -507,6 +508,7 @@ def test_stream_draws_are_pure_functions_of_seed_and_draw_index():
     assert stream[far][1].shape == (0,)
 
 
+@pytest.mark.slow
 def test_stream_never_repeats_an_image_within_100000_draws():
     from plugins.primitives.dataset import SyntheticDataset
     stream = SyntheticDataset(path='synth:pinknoise?res=4&seed=0')

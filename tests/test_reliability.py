@@ -129,6 +129,7 @@ def test_an_explicit_ada_kimg_is_kept_over_the_resumed_runs(tmp_path, dataset16,
     assert load_snapshot(run_dir)['training_state']['ada_kimg'] == 5
 
 
+@pytest.mark.slow
 def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monkeypatch):
     monkeypatch.setenv('PROBE_DIR', str(tmp_path))
     heuristic = {'speed_kimg': 0.02}  # p moves 0.8 per adjustment
@@ -149,6 +150,7 @@ def test_two_processes_hold_the_same_controller_state(tmp_path, dataset16, monke
     assert len({tuple(row['insgen']) for row in ranks[0]}) == 25  # and InsGen's momentum D, heads and queues
 
 
+@pytest.mark.slow
 def test_a_two_process_run_resumes_exactly_with_each_ranks_own_state(tmp_path, dataset16):
     """Each rank's own state (patch 0017): upstream's pl_mean, DigGAN's smoothed norms and Diffusion-GAN's released
     timestep table. A two-process run resumed from its own snapshot after 8 minibatches (two adjustments) ends as

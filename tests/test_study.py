@@ -91,6 +91,7 @@ def test_a_finished_run_counts_only_for_the_command_that_made_it(tmp_path):
         finished_run(outdir, ['train.py', '--kimg', '2'])
 
 
+@pytest.mark.slow
 def test_tiny_study_records_whole_runs_and_a_rerun_skips_them(tmp_path, tiny_zip):
     common = ['--outdir', tmp_path / 'out', '--results', tmp_path / 'results', '--kimg', 0.02, '--seeds', 0,
               '--configs', 'finetune', '--snap-kimg', 0.1, '--metric', 'none', '--jobs', 1, '--grid', 4,
