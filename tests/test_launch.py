@@ -74,8 +74,9 @@ def runs(launch_dir, dataset16):
     """Each launcher's run of 0.016 kimg, and `--gpus 2` (spawned) trained on to 0.032 kimg, the straight run the
     resume test compares with."""
     out = launch_dir
-    args = lambda name: ['train.py', '--outdir', out / name, '--data', dataset16, *TRAIN, '--kimg', 0.016]  # noqa: E731
-    finish(start([sys.executable, *args('spawn')[:-2], '--kimg', 0.032, '--gpus', '2']))
+    args = lambda name, kimg=0.016: ['train.py', '--outdir', out / name, '--data', dataset16, *TRAIN,  # noqa: E731
+                                     '--kimg', kimg]
+    finish(start([sys.executable, *args('spawn', kimg=0.032), '--gpus', '2']))
     finish(start([*TORCHRUN, '--nproc-per-node', '2', '--master-port', free_port(), *args('torchrun')]))
     finish(*two_machines(*args('two-machines')))
     slurm = dict(SLURM_NTASKS='2', SLURM_JOB_NODELIST='localhost', SLURM_JOB_ID=str(free_port()))
