@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from plugins.primitives.writer import write_dataset
+from tests.conftest import train
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / 'scripts' / 'pretrain_finetune.py'
@@ -241,10 +242,8 @@ def test_unusable_target_images_are_refused(tmp_path, size, mode, message):
                    "Invalid value for '--target'", str(target), message)
 
 
-@pytest.mark.slow
-def test_pretrained_network_of_another_resolution_is_refused(protocol, tmp_path):
-    outdir, _ = protocol
-    snapshot = max(only_run(outdir / 'pretrain').glob('network-snapshot-*.pkl'))
+def test_pretrained_network_of_another_resolution_is_refused(dataset16, tmp_path):
+    snapshot = max(train(tmp_path / 'pretrained', dataset16, '--kimg', 0.004).glob('network-snapshot-*.pkl'))
     target = write_folder(tmp_path / 'target', (32, 32))
     assert_refused(['--target', target, '--outdir', tmp_path / 'out', '--pretrained', snapshot, *TRAIN_ARGS],
                    tmp_path / 'out', 'train.py rejects the options of the fine-tune run: --resume: ',
