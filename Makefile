@@ -31,7 +31,7 @@ demo: setup
 	$(PY) scripts/demo.py
 
 # Two pytest workers, one thread each: the tests are mostly single-threaded CPU training runs. `make test` leaves
-# out the tests marked slow (several training processes, whole scripts end to end); `make test-all` runs them too.
+# out the tests marked slow (conftest.py says which); `make test-all` runs them too.
 PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 test: setup

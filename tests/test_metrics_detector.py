@@ -248,7 +248,7 @@ def test_fid_is_zero_for_a_set_against_itself_and_grows_with_noise(inception, da
     assert images.shape == (16, 3, 16, 16)
     reference = dataset_features
     images = images[:8]  # half the set: each image costs about 0.25 s through Inception on one core
-    assert abs(fid(reference, reference)) < 1e-3  # eigensolver rounding on a rank-15 covariance
+    assert abs(fid(reference, reference)) < 1e-3  # float rounding on a rank-15 covariance
     noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(6))
     distances = []
     for sigma in [8, 32, 96]:
